@@ -1,0 +1,152 @@
+"""The run configuration: one dataclass, read from TOML, overridden by CLI flags, checked
+before any compute, and saved resolved beside the results."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A config key or value is wrong; the message names it and the valid choices."""
+
+
+PRIORS = ("dgn", "pixel", "fourier")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class Config:
+    # what to analyze
+    model: str = "worldnet"
+    weights: str | None = None          # None: the model's default weights; "random"; or a path
+    data: str = "world"                 # "world", an image folder, or "torchvision:CIFAR10"
+    data_root: str | None = None        # where torchvision data sets live
+    data_split: str = "test"
+    data_download: bool = False
+    data_limit: int | None = None       # use at most this many images (spread evenly)
+    world_seed: int = 2
+    world_count: int = 3000
+    layers: list[str] = field(default_factory=list)  # empty: the model's default layers
+    out: str = "atlas-out"
+    # the data-set pass
+    topk: int = 9
+    batch_size: int = 128
+    workers: int = 2
+    device: str = "auto"
+    # feature visualization
+    priors: list[str] = field(default_factory=lambda: list(PRIORS))
+    seeds: int = 2
+    dgn_iters: int = 200
+    dgn_lr_start: float = 8.0
+    dgn_lr_end: float = 1e-10
+    dgn_conv_objective: str = "center"  # "center" neuron or channel "mean"
+    generator: str | None = None        # generator weight file; None: the model's shipped one
+    pixel_iters: int = 200
+    fourier_iters: int = 256
+    featvis_batch: int = 256
+    units_limit: int | None = None      # visualize only the first N units of each layer
+    # evidence and maps
+    maps: bool = True
+    map_layer: str | None = None        # default: the model's penultimate layer (fc7)
+    neighbors: int = 10
+    tsne_perplexity: float = 30.0
+    seed: int = 0
+    # site
+    title: str | None = None
+
+    def resolved(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (inner,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, inner) for v in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Config)
+
+
+def from_dict(values: dict, base: Config | None = None, origin: str = "config") -> Config:
+    """Apply `values` over `base`; unknown keys and wrong types fail naming the key."""
+    hints = _hints()
+    cfg = dataclasses.replace(base) if base else Config()
+    for key, value in values.items():
+        if key not in hints:
+            close = [k for k in hints if k.startswith(key[:3])]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"{origin}: unknown key {key!r}{hint}; valid keys: {', '.join(hints)}")
+        if not _type_ok(value, hints[key]):
+            raise ConfigError(f"{origin}: key {key!r} must be {_type_name(hints[key])}, got {value!r}")
+        if hints[key] is float and isinstance(value, int):
+            value = float(value)
+        setattr(cfg, key, value)
+    validate(cfg, origin)
+    return cfg
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def validate(cfg: Config, origin: str = "config") -> None:
+    for p in cfg.priors:
+        if p not in PRIORS:
+            raise ConfigError(f"{origin}: unknown prior {p!r} in 'priors'; choose from {', '.join(PRIORS)}")
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"{origin}: 'device' must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    if cfg.dgn_conv_objective not in ("center", "mean"):
+        raise ConfigError(f"{origin}: 'dgn_conv_objective' must be 'center' or 'mean', got {cfg.dgn_conv_objective!r}")
+    for key in ("topk", "batch_size", "seeds", "dgn_iters", "featvis_batch", "neighbors", "world_count"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{origin}: {key!r} must be at least 1, got {getattr(cfg, key)!r}")
+    if cfg.workers < 0:
+        raise ConfigError(f"{origin}: 'workers' must be >= 0, got {cfg.workers!r}")
+
+
+def load_toml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    # relative paths in a config file are relative to the file
+    for key in ("data", "data_root", "weights", "generator", "out"):
+        v = data.get(key)
+        if isinstance(v, str) and v not in ("world", "random") and not v.startswith("torchvision:") \
+                and not Path(v).is_absolute() and (path.parent / v).exists():
+            data[key] = str((path.parent / v).resolve())
+    return data
+
+
+def quick(cfg: Config) -> Config:
+    """The small version of a run, for checks: fewer images, iterations and units."""
+    return dataclasses.replace(
+        cfg, world_count=min(cfg.world_count, 400), data_limit=min(cfg.data_limit or 400, 400),
+        dgn_iters=min(cfg.dgn_iters, 40), pixel_iters=min(cfg.pixel_iters, 40),
+        fourier_iters=min(cfg.fourier_iters, 40), seeds=min(cfg.seeds, 2),
+        units_limit=min(cfg.units_limit or 8, 8), topk=min(cfg.topk, 6))

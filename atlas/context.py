@@ -1,0 +1,116 @@
+"""What every stage gets: the config, the run folder, the device, and lazily built model,
+data source and layers. Nothing here is global; a process builds one Context per run."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from atlas.config import Config
+from atlas.data.sources import DataError, FolderSource, Source, TorchvisionSource, WorldSource
+from atlas.models import load_model
+from atlas.models.layers import LayerInfo, resolve_layers
+from atlas.models.spec import ModelSpec, get_spec
+from atlas.resources import weights_path
+from atlas.stages.store import RunStore, read_json, sha256_file
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no GPU; use device = 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def make_source(cfg: Config) -> Source:
+    """The configured data, before unusable images are dropped."""
+    if cfg.data == "world":
+        return WorldSource(seed=cfg.world_seed, count=cfg.world_count, size=32)
+    if cfg.data.startswith("torchvision:"):
+        root = cfg.data_root or str(Path.home() / ".cache" / "atlas" / "datasets")
+        return TorchvisionSource(cfg.data.split(":", 1)[1], root, split=cfg.data_split,
+                                 download=cfg.data_download, limit=cfg.data_limit)
+    path = Path(cfg.data)
+    if not path.is_dir():
+        raise DataError(f"data {cfg.data!r} is neither 'world', 'torchvision:NAME', nor an existing folder")
+    return FolderSource(path, limit=cfg.data_limit)
+
+
+def weights_identity(spec: ModelSpec, weights: str | None) -> str:
+    """A string that changes when the weights change (a file's sha256, or the API's name)."""
+    if weights == "random":
+        return "random"
+    if weights:
+        p = Path(weights)
+        if not p.is_file():
+            raise FileNotFoundError(f"weight file not found: {weights}")
+        return "sha256:" + sha256_file(p)
+    shipped = weights_path(f"{spec.name}.pt")
+    if shipped.is_file():
+        return "sha256:" + sha256_file(shipped)
+    return f"default:{spec.name}"
+
+
+@dataclass
+class Context:
+    cfg: Config
+    store: RunStore
+    rank: int = 0
+    world_size: int = 1
+    device_override: torch.device | None = None
+    log: list[str] = field(default_factory=list)
+
+    @cached_property
+    def device(self) -> torch.device:
+        return self.device_override or pick_device(self.cfg.device)
+
+    @cached_property
+    def spec(self) -> ModelSpec:
+        return get_spec(self.cfg.model)
+
+    @cached_property
+    def weights_id(self) -> str:
+        return weights_identity(self.spec, self.cfg.weights)
+
+    @cached_property
+    def model(self) -> torch.nn.Module:
+        return load_model(self.spec, self.cfg.weights).to(self.device)
+
+    @cached_property
+    def layers(self) -> list[LayerInfo]:
+        cpu_model = self.model if self.device.type == "cpu" else load_model(self.spec, self.cfg.weights)
+        return resolve_layers(cpu_model, self.spec, self.cfg.layers or None)
+
+    @cached_property
+    def raw_source(self) -> Source:
+        return make_source(self.cfg)
+
+    @cached_property
+    def source(self) -> Source:
+        """The usable images, as listed by the finished dataset stage."""
+        man = self.store.manifest("dataset")
+        if man is None:
+            raise RuntimeError("the dataset stage has not run")
+        usable = read_json(self.store.stage_dir("dataset") / "images.json")["source_index"]
+        raw = self.raw_source
+        return raw if len(usable) == len(raw) else raw.subset(usable)
+
+    def model_params(self) -> dict:
+        return {"model": self.spec.name, "weights": self.weights_id, "input_size": self.spec.input_size,
+                "mean": list(self.spec.mean), "std": list(self.spec.std), "resize": self.spec.resize}
+
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def shard(self, n: int) -> range:
+        """This rank's share of n items (contiguous blocks)."""
+        per = -(-n // self.world_size)
+        return range(min(n, self.rank * per), min(n, (self.rank + 1) * per))
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

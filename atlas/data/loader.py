@@ -1,0 +1,59 @@
+"""From a source to batches of model input: preprocessing and a DataLoader."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2 as T
+
+from atlas.data.sources import Source
+from atlas.models.spec import ModelSpec
+
+
+def model_transform(spec: ModelSpec) -> T.Compose:
+    """The spec's preprocessing: resize, center crop, scale to [0,1], normalize."""
+    steps: list = [T.PILToTensor()]
+    if spec.resize:
+        steps.append(T.Resize(spec.resize, antialias=True))
+    steps += [T.Resize(spec.input_size, antialias=True) if not spec.resize else T.Identity(),
+              T.CenterCrop(spec.input_size), T.ToDtype(torch.float32, scale=True),
+              T.Normalize(spec.mean, spec.std)]
+    return T.Compose(steps)
+
+
+def display_transform(spec: ModelSpec) -> T.Compose:
+    """What the model sees, as uint8 CHW (for crops, heatmaps and thumbnails)."""
+    steps: list = [T.PILToTensor()]
+    steps.append(T.Resize(spec.resize or spec.input_size, antialias=True))
+    steps.append(T.CenterCrop(spec.input_size))
+    return T.Compose(steps)
+
+
+class SourceDataset(Dataset):
+    """(tensor, id) pairs for the ids given (default: all)."""
+
+    def __init__(self, source: Source, transform, ids: np.ndarray | None = None):
+        self.source, self.transform = source, transform
+        self.ids = np.arange(len(source)) if ids is None else np.asarray(ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int):
+        idx = int(self.ids[i])
+        return self.transform(self.source.load(idx)), idx
+
+
+def make_loader(source: Source, transform, batch_size: int, workers: int,
+                ids: np.ndarray | None = None, pin_memory: bool = False) -> DataLoader:
+    return DataLoader(SourceDataset(source, transform, ids), batch_size=batch_size, shuffle=False,
+                      num_workers=workers, pin_memory=pin_memory,
+                      persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
+
+
+def to_display(spec: ModelSpec, tensor: torch.Tensor) -> np.ndarray:
+    """Undo normalization: model-input tensors (N,3,H,W) -> uint8 images (N,H,W,3)."""
+    mean = torch.tensor(spec.mean, device=tensor.device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=tensor.device).view(1, 3, 1, 1)
+    x = (tensor.detach().float() * std + mean).clamp(0, 1) * 255
+    return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -1,0 +1,9 @@
+"""The stages of a run, in order. Each entry takes the context and returns a Stage or a
+list of Stages; entries are called in order, after the ones before them have run."""
+from __future__ import annotations
+
+from atlas.stages import dataset, topk
+
+
+def factories(ctx) -> list:
+    return [dataset.make, topk.make]

@@ -1,0 +1,133 @@
+"""Stage `topk`: one pass over the data for all chosen layers.
+
+For every unit keep its k highest-activating images; for a conv channel the activation of
+an image is its spatial maximum, and where it occurred is kept too. Memory grows with
+units x k. Each image's per-unit maximum also goes to disk (`maxact.npy`, images x units,
+memory-mapped) for the histograms and statistics downstream.
+
+Ties are broken by the lower image id, so the result is a pure function of the data,
+whatever the batch size or the number of processes that shared the pass.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from atlas.data.loader import make_loader, model_transform
+from atlas.models.layers import extractor
+from atlas.stages.base import Stage
+from atlas.stages.store import write_json
+
+VERSION = 1
+
+
+def unit_max(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,C,H,W) -> per-unit max (B,C) and the flat spatial index of its first occurrence;
+    (B,C) -> itself and zeros."""
+    if act.ndim == 2:
+        return act, torch.zeros_like(act, dtype=torch.long)
+    flat = act.flatten(2)
+    # NaN would win torch.max; rank it below everything instead (it is counted separately)
+    flat = torch.nan_to_num(flat, nan=-torch.inf)
+    values, where = flat.max(dim=2)
+    return values, where
+
+
+class RunningTopK:
+    """Top-k over a stream of (values (B,C), ids (B,), where (B,C)) batches, on any device."""
+
+    def __init__(self, units: int, k: int, device: torch.device):
+        self.k = k
+        self.values = torch.full((0, units), -torch.inf, device=device)
+        self.ids = torch.zeros((0, units), dtype=torch.long, device=device)
+        self.where = torch.zeros((0, units), dtype=torch.long, device=device)
+
+    def update(self, values: torch.Tensor, ids: torch.Tensor, where: torch.Tensor) -> None:
+        v = torch.nan_to_num(values.float(), nan=-torch.inf)
+        cat_v = torch.cat([self.values, v])
+        cat_i = torch.cat([self.ids, ids.view(-1, 1).expand_as(v)])
+        cat_w = torch.cat([self.where, where])
+        # stable: among equal values the earlier row (lower id, ids arrive ascending) stays first
+        order = torch.sort(cat_v, dim=0, descending=True, stable=True).indices[:self.k]
+        self.values = cat_v.gather(0, order)
+        self.ids = cat_i.gather(0, order)
+        self.where = cat_w.gather(0, order)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values, ids, where), each (C, k)."""
+        return (self.values.T.cpu().numpy(), self.ids.T.cpu().numpy(), self.where.T.cpu().numpy())
+
+
+def merge_topk(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], k: int):
+    """Exact merge of per-shard top-k lists: value descending, then id ascending."""
+    values = np.concatenate([p[0] for p in parts], axis=1)
+    ids = np.concatenate([p[1] for p in parts], axis=1)
+    where = np.concatenate([p[2] for p in parts], axis=1)
+    out_v, out_i, out_w = (np.empty((values.shape[0], min(k, values.shape[1])), a.dtype)
+                           for a in (values, ids, where))
+    for u in range(values.shape[0]):
+        order = np.lexsort((ids[u], -values[u].astype(np.float64)))[:out_v.shape[1]]
+        out_v[u], out_i[u], out_w[u] = values[u, order], ids[u, order], where[u, order]
+    return out_v, out_i, out_w
+
+
+def make(ctx) -> Stage:
+    params = {**ctx.model_params(), "layers": ctx.layer_names(), "k": ctx.cfg.topk}
+    return Stage("topk", VERSION, params, run, deps=("dataset",))
+
+
+def scan(ctx, ids: np.ndarray, maxact_out: dict[str, np.ndarray] | None = None,
+         desc: str = "top-k pass") -> dict[str, RunningTopK]:
+    """The pass itself over images `ids`: running top-k for every layer (and per-image maxima)."""
+    layers = ctx.layers
+    net = extractor(ctx.model, [layer.name for layer in layers])
+    loader = make_loader(ctx.source, model_transform(ctx.spec), ctx.cfg.batch_size, ctx.cfg.workers,
+                         ids=ids, pin_memory=ctx.device.type == "cuda")
+    k = min(ctx.cfg.topk, len(ctx.source))
+    tops = {layer.name: RunningTopK(layer.units, k, ctx.device) for layer in layers}
+    t0 = time.time()
+    with torch.inference_mode():
+        for x, batch_ids in tqdm(loader, desc=desc, unit="batch", total=len(loader)):
+            x = x.to(ctx.device, non_blocking=True)
+            batch_ids = batch_ids.to(ctx.device)
+            acts = net(x)
+            for name, top in tops.items():
+                values, where = unit_max(acts[name])
+                top.update(values, batch_ids, where)
+                if maxact_out is not None:
+                    maxact_out[name][batch_ids.cpu().numpy()] = acts[name].float().amax(
+                        dim=tuple(range(2, acts[name].ndim))).cpu().numpy() if acts[name].ndim > 2 \
+                        else acts[name].float().cpu().numpy()
+    rate = len(ids) / max(time.time() - t0, 1e-9)
+    print(f"top-k pass: {len(ids)} images, {sum(layer.units for layer in layers)} units, {rate:.0f} images/s")
+    return tops
+
+
+def run(ctx, out: Path, key: str) -> dict:
+    n = len(ctx.source)
+    maxact = {}
+    for layer in ctx.layers:
+        (out / layer.name).mkdir()
+        maxact[layer.name] = np.lib.format.open_memmap(out / layer.name / "maxact.npy", mode="w+",
+                                                       dtype=np.float32, shape=(n, layer.units))
+    tops = scan(ctx, np.arange(n), maxact)
+    for layer in ctx.layers:
+        maxact[layer.name].flush()
+        values, ids, where = tops[layer.name].result()
+        save_topk(out / layer.name, layer, values, ids, where)
+    write_json(out / "layers.json", [{"name": layer.name, "alias": layer.alias, "shape": list(layer.shape),
+                                      "units": layer.units, "kind": layer.kind} for layer in ctx.layers])
+    return {"images": n, "units": sum(layer.units for layer in ctx.layers), "k": min(ctx.cfg.topk, n)}
+
+
+def save_topk(folder: Path, layer, values: np.ndarray, ids: np.ndarray, where: np.ndarray) -> None:
+    """values (C,k) float32, ids (C,k) int64, pos (C,k,2) int32 as (y, x) in the layer's map."""
+    np.save(folder / "values.npy", values.astype(np.float32))
+    np.save(folder / "ids.npy", ids.astype(np.int64))
+    width = layer.shape[2] if layer.kind == "conv" else 1
+    pos = np.stack([where // width, where % width], axis=-1).astype(np.int32)
+    np.save(folder / "pos.npy", pos)
