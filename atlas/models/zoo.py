@@ -38,7 +38,7 @@ register(ModelSpec(
 ))
 
 register(ModelSpec(
-    name="cifarnet", build=_worldnet_builder("cifarnet.pt", {"num_classes": 10, "width": 48, "fc": 512}),
+    name="cifarnet", build=_worldnet_builder("cifarnet.pt", {"num_classes": 10, "width": 32, "fc": 256}),
     input_size=32, mean=(0.4914, 0.4822, 0.4465), std=(0.247, 0.243, 0.261),
     aliases=dict(WORLD_ALIASES), default_layers=tuple(WORLD_ALIASES),
     penultimate="classifier.fc7", class_names=CIFAR10_CLASSES,
