@@ -6,57 +6,119 @@ decoded are skipped and reported, never silently dropped.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
-import warnings
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from atlas.data import world
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 MAX_PIXELS = 64_000_000  # larger images are refused as possible decompression bombs
+MAX_ASPECT = 50          # a longer side over 50x the shorter would explode when resized
 
 
 class DataError(ValueError):
     """The data cannot be used; the message names the file or value."""
 
 
+def display_text(text: str) -> str:
+    """`text` (a file or folder name) safe to store in JSON and show: bytes that were not
+    UTF-8 (surrogate escapes from os.listdir) become `\\xNN`, so distinct names stay distinct."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def terminal_text(text: str) -> str:
+    """`text` with control characters escaped, so a file name cannot drive the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Apply EXIF orientation and convert any mode (CMYK, L, P, RGBA, I;16) to 8-bit RGB."""
+    """Apply EXIF orientation and convert any mode (CMYK, L, P, RGBA, I;16, I, F) to 8-bit RGB.
+    Transparent pixels are composited onto white."""
     img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode.startswith("I;16"):
+        img = _gray_to_l(np.asarray(img, dtype=np.float64), 65535.0)
+    elif img.mode == "I":
         arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max() if arr.size and arr.max() > 0 else 1.0
-        img = Image.fromarray(np.clip(arr / (65535.0 if hi > 255 else 255.0) * 255, 0, 255).astype(np.uint8))
-    if img.mode in ("RGBA", "LA", "P", "PA"):
+        top = arr.max() if arr.size else 0.0
+        img = _gray_to_l(arr, 255.0 if top <= 255 else 65535.0 if top <= 65535 else top)
+    elif img.mode == "F":
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        img = _gray_to_l(arr, 1.0 if arr.size and arr.max() <= 1.0 else 255.0)
+    if img.mode in ("RGBA", "LA", "P", "PA", "RGBa", "La") or "transparency" in img.info:
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)
     return img.convert("RGB")
 
 
+def _gray_to_l(arr: np.ndarray, full_scale: float) -> Image.Image:
+    """A grayscale array whose white is `full_scale` as an 8-bit L image."""
+    return Image.fromarray(np.clip(np.round(arr / full_scale * 255.0), 0, 255).astype(np.uint8))
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """A short reason for a decoder failure, without the (possibly long) path in it."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"decompression bomb: {exc}"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not a decodable image (unknown format or corrupt header)"
+    msg = str(exc).replace(str(path), path.name)
+    if isinstance(exc, OSError) and "truncated" in msg.lower():
+        return f"truncated image data ({msg})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"unreadable: {exc.strerror}"
+    return f"cannot decode ({type(exc).__name__}: {msg})"
+
+
 def open_image(path: Path) -> Image.Image:
-    """Decode an image file fully, as RGB; raises DataError with the reason."""
+    """Decode an image file fully, as RGB; raises DataError with the reason.
+
+    Images over MAX_PIXELS are refused from their header, before any pixel is decoded
+    (PIL itself refuses twice its own limit at open time)."""
+    path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise DataError(f"{img.width}x{img.height} pixels is over the {MAX_PIXELS} limit")
-                img.load()
-                return to_rgb(img)
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise DataError(f"decompression bomb: {img.width}x{img.height} pixels is over the "
+                                f"{MAX_PIXELS} pixel limit")
+            if max(img.size) > MAX_ASPECT * max(1, min(img.size)):
+                raise DataError(f"extreme aspect ratio {img.width}x{img.height} (over {MAX_ASPECT}:1)")
+            img.load()
+            return to_rgb(img)
     except DataError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"decompression bomb: {exc}") from exc
-    except Image.DecompressionBombWarning as exc:
-        raise DataError(f"decompression bomb: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - every decoder failure becomes a reason
-        raise DataError(f"{type(exc).__name__}: {exc}") from exc
+        raise DataError(_reason(exc, path)) from exc
+
+
+def read_image(path: Path) -> Image.Image:
+    """Like open_image, after checks that name what is wrong with the directory entry
+    (broken or looping link, not a regular file, empty) and never block on a FIFO."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError("symbolic link loop") from exc
+        if os.path.islink(path):
+            raise DataError(f"broken symbolic link (points to {display_text(os.readlink(path))})") from exc
+        if exc.errno == errno.ENOENT:
+            raise DataError("file no longer exists (removed after the folder was listed)") from exc
+        raise DataError(f"unreadable: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) \
+            else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a file"
+        raise DataError(f"not a regular file ({kind})")
+    if st.st_size == 0:
+        raise DataError("empty file (0 bytes)")
+    return open_image(path)
 
 
 @dataclass
@@ -110,45 +172,77 @@ class WorldSource(Source):
         return world.render(self.seed, index, self.size)[1]
 
 
-def _walk_images(root: Path) -> list[Path]:
-    """Image files under root, sorted, following no symlinked directories (no loops)."""
+def _walk_images(root: Path) -> tuple[list[Path], list[dict]]:
+    """Image files under root, sorted, and the folders that were not scanned, with why.
+
+    Symbolic links to folders outside the data folder are followed; a link back into the
+    data folder (a loop, or a second path to a folder already scanned) is reported and not
+    followed, so no image is counted twice and no walk runs forever."""
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
+    problems: list[dict] = []
+    real_root = root.resolve()
+    seen = {_ident(root)}
+
+    def rel(p: str | Path) -> str:
+        return display_text(Path(p).relative_to(root).as_posix())
+
+    def onerror(exc: OSError) -> None:
+        where = rel(exc.filename) if exc.filename and str(exc.filename).startswith(str(root)) else "."
+        problems.append({"path": where + "/", "reason": f"unreadable folder: {exc.strerror or exc}"})
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=onerror):
+        keep = []
+        for d in sorted(dirnames):
+            p = Path(dirpath) / d
+            if p.is_symlink():
+                why = _link_problem(p, real_root, seen)
+                if why:
+                    problems.append({"path": rel(p) + "/", "reason": why})
+                    continue
+            seen.add(_ident(p))
+            keep.append(d)
+        dirnames[:] = keep
         for f in sorted(filenames):
             if Path(f).suffix.lower() in IMAGE_SUFFIXES:
                 found.append(Path(dirpath) / f)
-    return found
+    return found, problems
 
 
-def _check(path: Path) -> str | None:
+def _ident(p: Path) -> tuple[int, int]:
+    st = p.stat()
+    return st.st_dev, st.st_ino
+
+
+def _link_problem(link: Path, real_root: Path, seen: set) -> str | None:
+    """Why the symlinked folder `link` must not be followed, or None."""
     try:
-        if path.is_symlink() and not path.exists():
-            return "broken symbolic link"
-        if path.stat().st_size == 0:
-            return "empty file (0 bytes)"
-        open_image(path)
-        return None
-    except DataError as exc:
-        return str(exc)
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
+        target = link.resolve(strict=True)
+        ident = _ident(link)
+    except (OSError, RuntimeError) as exc:
+        return f"symbolic link cannot be followed ({getattr(exc, 'strerror', None) or exc})"
+    if link.parent.resolve() == target or target in link.parent.resolve().parents:
+        return "symbolic link loop (points to a folder that contains it); not followed"
+    if target == real_root or real_root in target.parents or ident in seen:
+        return "symbolic link to a folder scanned elsewhere in the data; not followed twice"
+    return None
 
 
 class FolderSource(Source):
     """An image folder: class subfolders (`root/<class>/*.jpg`) or flat (`root/*.jpg`).
 
-    Construction only lists files (cheap, so a resumed run can fingerprint the folder);
-    `check()` decodes every file and reports the ones that cannot be used.
+    Construction only lists files (cheap, so a resumed run can fingerprint the folder) and
+    records folders it could not scan in `skipped`; `check()` decodes one file and says why
+    it cannot be used. Names are kept as shown by `display_text` (valid UTF-8).
     """
 
     def __init__(self, root: str | Path, limit: int | None = None):
         root = Path(root)
         if not root.is_dir():
             raise DataError(f"data folder not found: {root}")
-        paths = _walk_images(root)
+        paths, problems = _walk_images(root)
         if not paths:
-            raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+            why = f"; {problems[0]['path']}: {problems[0]['reason']}" if problems else ""
+            raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}{why}")
         rels = [p.relative_to(root) for p in paths]
         classes = sorted({r.parts[0] for r in rels if len(r.parts) > 1})
         if limit is not None:
@@ -156,9 +250,10 @@ class FolderSource(Source):
             paths, rels = [paths[i] for i in keep], [rels[i] for i in keep]
         class_index = {c: i for i, c in enumerate(classes)}
         self.root, self.paths = root, paths
-        super().__init__(name=f"folder({root.resolve()})", class_names=classes,
+        super().__init__(name=f"folder({display_text(str(root.resolve()))})",
+                         class_names=[display_text(c) for c in classes],
                          labels=[class_index[r.parts[0]] if len(r.parts) > 1 else -1 for r in rels],
-                         descriptions=[r.as_posix() for r in rels])
+                         descriptions=[display_text(r.as_posix()) for r in rels], skipped=problems)
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(super().fingerprint().encode())
@@ -170,11 +265,8 @@ class FolderSource(Source):
                 h.update(b"missing\n")
         return h.hexdigest()
 
-    def check(self, index: int) -> str | None:
-        return _check(self.paths[index])
-
     def load(self, index: int) -> Image.Image:
-        return open_image(self.paths[index])
+        return read_image(self.paths[index])
 
     def subset(self, keep: list[int]) -> "FolderSource":
         out = object.__new__(FolderSource)

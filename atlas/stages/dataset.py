@@ -9,9 +9,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from atlas.data.loader import display_transform
-from atlas.data.sources import DataError
+from atlas.data.sources import DataError, terminal_text
 from atlas.stages.base import Stage
-from atlas.stages.store import write_json
+from atlas.stages.store import fault_point, write_json
 
 VERSION = 1
 
@@ -50,6 +50,7 @@ def run(ctx, out: Path, key: str) -> dict:
     with ThreadPoolExecutor(max_workers=max(1, ctx.cfg.workers)) as pool:
         for i, (arr, reason) in enumerate(tqdm(pool.map(work, range(len(src))), total=len(src),
                                                desc="checking images", unit="img")):
+            fault_point("dataset:image")
             if reason is None:
                 thumbs[len(usable)] = arr
                 usable.append(i)
@@ -67,10 +68,16 @@ def run(ctx, out: Path, key: str) -> dict:
                                      "class_names": list(src.class_names), "count": len(usable),
                                      "source_index": usable, "items": items})
     write_json(out / "skipped.json", skipped)
-    if skipped:
-        print(f"skipped {len(skipped)} unusable files:")
-        for s in skipped[:20]:
-            print(f"  {s['path']}: {s['reason']}")
-        if len(skipped) > 20:
-            print(f"  ... and {len(skipped) - 20} more (see skipped.json)")
+    print_skipped(skipped)
     return {"images": len(usable), "skipped": len(skipped)}
+
+
+def print_skipped(skipped: list[dict], limit: int = 20) -> None:
+    """The skipped-files report as the run prints it (names made terminal-safe)."""
+    if not skipped:
+        return
+    print(f"skipped {len(skipped)} unusable file{'s' if len(skipped) != 1 else ''}:")
+    for s in skipped[:limit]:
+        print(f"  {terminal_text(s['path'])}: {terminal_text(s['reason'])}")
+    if len(skipped) > limit:
+        print(f"  ... and {len(skipped) - limit} more (see stages/dataset/skipped.json)")
