@@ -135,10 +135,13 @@ def cmd_models(args) -> int:
 
 def cmd_render(args) -> int:
     from atlas.render.build import build_site
+    from atlas.stages.store import RunStore
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"run folder not found: {run_dir}")
-    print(build_site(run_dir).resolve())
+    with RunStore(run_dir).lock():  # not while a run is writing the same folder
+        index = build_site(run_dir)
+    print(index.resolve())
     return 0
 
 
@@ -158,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"atlas {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, permission denied: not a usage error, but no traceback
+        print(f"atlas {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished stages are kept, run the same command to resume", file=sys.stderr)
         return 130

@@ -3,6 +3,8 @@ before any compute, and saved resolved beside the results."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import sys
 import types
 import typing
@@ -22,6 +24,7 @@ class ConfigError(ValueError):
 
 PRIORS = ("dgn", "pixel", "fourier")
 DEVICES = ("auto", "cpu", "cuda")
+DATA_SPLITS = ("train", "test", "val", "extra", "unlabeled", "train+unlabeled")  # torchvision's split names
 
 
 @dataclass
@@ -94,11 +97,13 @@ def from_dict(values: dict, base: Config | None = None, origin: str = "config") 
     cfg = dataclasses.replace(base) if base else Config()
     for key, value in values.items():
         if key not in hints:
-            close = [k for k in hints if k.startswith(key[:3])]
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(f"{origin}: unknown key {key!r}{hint}; valid keys: {', '.join(hints)}")
+            close = difflib.get_close_matches(str(key), list(hints), n=3, cutoff=0.6)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            what = "table" if isinstance(value, dict) else "key"
+            raise ConfigError(f"{origin}: unknown {what} {key!r}{hint}; valid keys: {', '.join(hints)}")
         if not _type_ok(value, hints[key]):
-            raise ConfigError(f"{origin}: key {key!r} must be {_type_name(hints[key])}, got {value!r}")
+            raise ConfigError(f"{origin}: key {key!r} must be {_type_name(hints[key])}, "
+                              f"got {value!r} ({_type_name(type(value))})")
         if hints[key] is float and isinstance(value, int):
             value = float(value)
         setattr(cfg, key, value)
@@ -107,7 +112,19 @@ def from_dict(values: dict, base: Config | None = None, origin: str = "config") 
 
 
 def _type_name(hint: Any) -> str:
-    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+    """'int', 'list of str', 'str or none', ... for messages."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if origin is list:
+        inner = typing.get_args(hint)[0]
+        plural = {str: "strings", int: "integers", float: "numbers"}.get(inner, _type_name(inner))
+        return f"a list of {plural}"
+    if hint is type(None):
+        return "none (leave the key out)"
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "a list", dict: "a table"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def validate(cfg: Config, origin: str = "config") -> None:
@@ -118,11 +135,26 @@ def validate(cfg: Config, origin: str = "config") -> None:
         raise ConfigError(f"{origin}: 'device' must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     if cfg.dgn_conv_objective not in ("center", "mean"):
         raise ConfigError(f"{origin}: 'dgn_conv_objective' must be 'center' or 'mean', got {cfg.dgn_conv_objective!r}")
-    for key in ("topk", "batch_size", "seeds", "dgn_iters", "featvis_batch", "neighbors", "world_count"):
-        if getattr(cfg, key) < 1:
+    for key in ("topk", "batch_size", "seeds", "dgn_iters", "pixel_iters", "fourier_iters", "featvis_batch",
+                "neighbors", "world_count", "data_limit", "units_limit"):
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ConfigError(f"{origin}: {key!r} must be at least 1, got {getattr(cfg, key)!r}")
     if cfg.workers < 0:
         raise ConfigError(f"{origin}: 'workers' must be >= 0, got {cfg.workers!r}")
+    if not cfg.tsne_perplexity > 0:
+        raise ConfigError(f"{origin}: 'tsne_perplexity' must be > 0, got {cfg.tsne_perplexity!r}")
+    for key in ("dgn_lr_start", "dgn_lr_end", "tsne_perplexity"):
+        if not math.isfinite(getattr(cfg, key)):
+            raise ConfigError(f"{origin}: {key!r} must be a finite number, got {getattr(cfg, key)!r}")
+    if not cfg.out.strip():
+        raise ConfigError(f"{origin}: 'out' must name a folder, got {cfg.out!r}")
+    if not cfg.data.strip():
+        raise ConfigError(f"{origin}: 'data' must be 'world', an image folder or torchvision:NAME, got {cfg.data!r}")
+    if cfg.data_split not in DATA_SPLITS:
+        raise ConfigError(f"{origin}: 'data_split' must be one of {', '.join(DATA_SPLITS)}, got {cfg.data_split!r}")
+    for p in cfg.layers:
+        if not p.strip():
+            raise ConfigError(f"{origin}: 'layers' has an empty name")
 
 
 def load_toml(path: str | Path) -> dict:

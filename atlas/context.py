@@ -12,7 +12,7 @@ import torch
 from atlas.config import Config
 from atlas.data.sources import DataError, FolderSource, Source, TorchvisionSource, WorldSource
 from atlas.models import load_model
-from atlas.models.layers import LayerInfo, resolve_layers
+from atlas.models.layers import LayerInfo, node_names, resolve_layers
 from atlas.models.spec import ModelSpec, get_spec
 from atlas.resources import weights_path
 from atlas.stages.store import RunStore, read_json, sha256_file
@@ -38,6 +38,19 @@ def make_source(cfg: Config) -> Source:
     if not path.is_dir():
         raise DataError(f"data {cfg.data!r} is neither 'world', 'torchvision:NAME', nor an existing folder")
     return FolderSource(path, limit=cfg.data_limit)
+
+
+def build_model(spec: ModelSpec, weights: str | None) -> torch.nn.Module:
+    """`load_model`, with every way weights can fail turned into one message naming them."""
+    try:
+        return load_model(spec, weights)
+    except (FileNotFoundError, ValueError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - shape mismatches, missing downloads, bad pickles
+        what = f"weight file {weights}" if weights not in (None, "random") else f"the default weights of {spec.name!r}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = "" if weights not in (None,) else "; pass --weights FILE or --weights random"
+        raise ValueError(f"cannot load {what} into model {spec.name!r}: {first}{hint}") from exc
 
 
 def weights_identity(spec: ModelSpec, weights: str | None) -> str:
@@ -78,12 +91,22 @@ class Context:
 
     @cached_property
     def model(self) -> torch.nn.Module:
-        return load_model(self.spec, self.cfg.weights).to(self.device)
+        return build_model(self.spec, self.cfg.weights).to(self.device)
 
     @cached_property
     def layers(self) -> list[LayerInfo]:
-        cpu_model = self.model if self.device.type == "cpu" else load_model(self.spec, self.cfg.weights)
+        cpu_model = self.model if self.device.type == "cpu" else build_model(self.spec, self.cfg.weights)
         return resolve_layers(cpu_model, self.spec, self.cfg.layers or None)
+
+    def check_layer_name(self, name: str, key: str = "layers") -> str:
+        """The node name of `name` (a node or an alias); unknown names fail naming `key`."""
+        node = self.spec.resolve_layer(name)
+        nodes = node_names(self.model)
+        if node not in nodes:
+            aliases = ", ".join(f"{a}={n}" for a, n in self.spec.aliases.items())
+            raise ValueError(f"{key!r}: unknown layer {name!r} for model {self.spec.name!r}; run "
+                             f"`atlas layers {self.spec.name}` for the node names (aliases: {aliases})")
+        return node
 
     @cached_property
     def raw_source(self) -> Source:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from atlas.config import Config
+from atlas.config import Config, ConfigError
 from atlas.context import Context
 from atlas.stages import dataset, topk
 from atlas.stages.base import Stage, run_stage
-from atlas.stages.store import RunStore, write_json
+from atlas.stages.dataset import print_skipped
+from atlas.stages.store import RunStore, fault_point, read_json, write_json
 
 
 def plan(ctx: Context) -> list:
@@ -22,13 +23,32 @@ def plan(ctx: Context) -> list:
     return registry.factories(ctx)
 
 
+def preflight(ctx: Context) -> None:
+    """Every check that needs no compute, before the run folder is touched: the output
+    path, the model, its weights, the layers, the device, the data and the files other
+    stages will need. Each failure names the key or value and the valid choices."""
+    cfg = ctx.cfg
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"'out' {cfg.out!r} exists and is not a folder")
+    ctx.spec          # unknown model: lists the registered ones
+    ctx.weights_id    # missing weight file
+    ctx.layers        # unknown layer: lists the aliases (builds the model, loads the weights)
+    ctx.device        # 'cuda' without a GPU
+    ctx.raw_source    # missing data folder, no image files, unknown torchvision set
+    if cfg.generator is not None and not Path(cfg.generator).is_file():
+        raise ConfigError(f"'generator': weight file not found: {cfg.generator}")
+    if cfg.map_layer is not None:
+        ctx.check_layer_name(cfg.map_layer, key="map_layer")
+
+
 def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
     """Run every stage of `cfg` and render the site; returns the path of index.html."""
     store = RunStore(cfg.out)
     t0 = time.time()
+    ctx = Context(cfg, store, rank=rank, world_size=world_size)
+    preflight(ctx)
     with store.lock():
-        ctx = Context(cfg, store, rank=rank, world_size=world_size)
-        ctx.layers  # fail on unknown layers before any compute
         write_json(store.root / "config.json", cfg.resolved())
         report = []
         for factory in plan(ctx):
@@ -36,6 +56,8 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
             for stage in stages if isinstance(stages, list) else [stages]:
                 status = run_stage(ctx, stage)
                 report.append((stage.name, status, stage.summary))
+                fault_point("run:after-stage")
+        fault_point("run:before-render")
         index = render(store.root)
     ran = [n for n, s, _ in report if s == "ran"]
     skipped = [n for n, s, _ in report if s == "skipped"]
@@ -45,6 +67,10 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
         if status == "ran":
             info = ", ".join(f"{k} {v}" for k, v in summary.items() if k != "seconds")
             print(f"  {name}: {info} ({summary.get('seconds', 0):.1f} s)")
+    bad_files = read_json(store.stage_dir("dataset") / "skipped.json")
+    if bad_files:
+        print_skipped(bad_files)
+        print(f"  (the list is in {store.stage_dir('dataset') / 'skipped.json'} and on the home page)")
     return index
 
 
@@ -53,4 +79,4 @@ def render(run_dir: str | Path) -> Path:
     return build_site(Path(run_dir))
 
 
-__all__ = ["plan", "run", "render", "Stage", "dataset", "topk"]
+__all__ = ["plan", "preflight", "run", "render", "Stage", "dataset", "topk"]
