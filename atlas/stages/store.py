@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import time
 from contextlib import contextmanager
@@ -22,10 +23,32 @@ from typing import Any, Iterator
 import numpy as np
 
 MANIFEST = "manifest.json"
+FAULT_ENV = "ATLAS_FAULT"
 
 
 class RunLockedError(RuntimeError):
     """Another atlas process is writing to this run folder."""
+
+
+_fault_counts: dict[str, int] = {}
+
+
+def fault_point(label: str) -> None:
+    """Fault injection for tests: with ATLAS_FAULT="LABEL" or "LABEL:N" in the environment,
+    the process kills itself with SIGKILL the N-th time (default: the first) it reaches
+    LABEL. Without the variable this is a dictionary lookup. Labels: see ARCHITECTURE.md."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    name, _, nth = spec.rpartition(":")
+    if not nth.isdigit():
+        name, nth = spec, "1"
+    if name != label:
+        return
+    _fault_counts[label] = _fault_counts.get(label, 0) + 1
+    if _fault_counts[label] == int(nth):
+        print(f"[fault] {FAULT_ENV}={spec}: killing process {os.getpid()}", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def stage_key(name: str, version: int, params: dict, inputs: dict[str, str]) -> str:
@@ -42,15 +65,39 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _json_default(obj: Any) -> Any:
+    """numpy scalars and arrays as plain numbers and lists; anything else as its str."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temporary name, fsync, rename)."""
+    """Write JSON atomically (temporary name, fsync, rename): a reader sees the old file or
+    the whole new one, never a part."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True, default=str, ensure_ascii=False)
+        json.dump(obj, f, indent=1, sort_keys=True, default=_json_default, ensure_ascii=False)
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path) -> Any:
@@ -85,7 +132,9 @@ class RunStore:
             man = read_json(path)
         except (OSError, ValueError):
             return None
-        for rel, info in man.get("files", {}).items():
+        if not isinstance(man, dict) or man.get("stage") != name or not isinstance(man.get("files"), dict):
+            return None
+        for rel, info in man["files"].items():
             f = self.stage_dir(name) / rel
             if not f.is_file() or f.stat().st_size != info["bytes"]:
                 return None
@@ -129,6 +178,7 @@ class RunStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        fault_point("store:files-written")
         files = {}
         for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
             with open(f, "rb") as fh:
@@ -136,6 +186,7 @@ class RunStore:
             files[f.relative_to(tmp).as_posix()] = describe_file(f)
         write_json(tmp / MANIFEST, {"stage": name, "key": key, "files": files,
                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta})
+        fault_point("store:manifest-written")
         final.parent.mkdir(parents=True, exist_ok=True)
         trash = self.stages_dir / ".trash" / f"{name.replace('/', '__')}.{os.getpid()}"
         if final.exists():
@@ -143,14 +194,34 @@ class RunStore:
             if trash.exists():
                 shutil.rmtree(trash)
             final.rename(trash)
+            fault_point("store:swap")
         tmp.rename(final)
+        _fsync_dir(final.parent)
         shutil.rmtree(trash, ignore_errors=True)
         shutil.rmtree(self.stages_dir / ".partial" / name.replace("/", "__"), ignore_errors=True)
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove what killed runs left behind: temporary stage folders, replaced stage
+        folders and half-written JSON files. Call only while holding the lock. Resumable
+        chunks in `.partial` are kept."""
+        removed = []
+        for d in (self.stages_dir / ".tmp", self.stages_dir / ".trash"):
+            if d.is_dir():
+                for p in sorted(d.iterdir()):
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                    removed.append(p.relative_to(self.root).as_posix())
+        for p in sorted(self.root.glob(".*.tmp")):
+            p.unlink()
+            removed.append(p.name)
+        return removed
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the run folder exclusively. The OS drops the lock when the holder dies, so a
-        lock file left by a killed run is recognized as stale and taken over."""
+        lock file left by a killed run is recognized as stale and taken over. Processes
+        forked while it is held (data-loader workers) do not keep it alive."""
+        if self.root.exists() and not self.root.is_dir():
+            raise RunLockedError(f"run folder {self.root} exists and is not a folder")
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / ".lock"
         fh = open(path, "a+")
@@ -162,6 +233,7 @@ class RunStore:
             fh.close()
             raise RunLockedError(f"another atlas run is using {self.root} ({holder}); "
                                  "wait for it to finish or choose another --out") from None
+        _held_lock_fds.add(fh.fileno())
         stale = path.stat().st_size > 0
         fh.seek(0)
         fh.truncate()
@@ -170,9 +242,31 @@ class RunStore:
         try:
             if stale:
                 print(f"note: took over a stale lock in {self.root} (its run had stopped)")
+            removed = self.clean_leftovers()
+            if removed:
+                print(f"note: removed {len(removed)} unfinished temporary item(s) of an interrupted run")
             yield
         finally:
+            _held_lock_fds.discard(fh.fileno())
             fh.seek(0)
             fh.truncate()
             fcntl.flock(fh, fcntl.LOCK_UN)
             fh.close()
+
+
+_held_lock_fds: set[int] = set()
+
+
+def _drop_locks_in_child() -> None:
+    """In a forked child, point the lock's descriptor at /dev/null: a flock belongs to the
+    open file, so otherwise a child (a data-loader worker) would keep a dead run's lock."""
+    if not _held_lock_fds:
+        return
+    null = os.open(os.devnull, os.O_RDONLY)
+    for fd in _held_lock_fds:
+        os.dup2(null, fd)
+    os.close(null)
+    _held_lock_fds.clear()
+
+
+os.register_at_fork(after_in_child=_drop_locks_in_child)
