@@ -59,7 +59,8 @@ def gather(run_dir: Path) -> SiteData:
             name=info["name"], alias=info.get("alias"), kind=info["kind"], shape=info["shape"],
             units=info["units"], slug=safe_name(info["name"]),
             topk_values=np.load(d / "values.npy"), topk_ids=np.load(d / "ids.npy"),
-            topk_pos=np.load(d / "pos.npy"), maxact=np.load(d / "maxact.npy", mmap_mode="r")))
+            topk_pos=np.load(d / "pos.npy"), maxact=np.load(d / "maxact.npy", mmap_mode="r"),
+            extras={"nonfinite": np.load(d / "nonfinite.npy")} if (d / "nonfinite.npy").is_file() else {}))
     return SiteData(run_dir=Path(run_dir), config=read_json(Path(run_dir) / "config.json"),
                     dataset=read_json(ds_dir / "images.json"), skipped=read_json(ds_dir / "skipped.json"),
                     layers=layers, stages=stages, thumbs=np.load(ds_dir / "thumbs.npy", mmap_mode="r"))

@@ -30,7 +30,10 @@ def unit_rows(data: SiteData, layer: LayerData) -> list[dict]:
                 "label": names[items[int(i)]["label"]] if items[int(i)]["label"] >= 0 else "",
                 "desc": items[int(i)]["desc"]}
                for i, v, pos in zip(layer.topk_ids[u], layer.topk_values[u], layer.topk_pos[u]) if i >= 0]
-        rows.append({"unit": u, "top": top, "max": top[0]["value"] if top else float("nan")})
+        best = top[0]["value"] if top else float("nan")
+        nonfinite = int(layer.extras["nonfinite"][u]) if "nonfinite" in layer.extras else 0
+        rows.append({"unit": u, "top": top, "max": best, "nonfinite": nonfinite,
+                     "dead": not best > 0})  # never above zero on any image (or no finite value)
     return rows
 
 
