@@ -164,9 +164,11 @@ TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
 def artifacts(run_dir: Path) -> dict[str, bytes]:
     """Every artifact of a run that must not depend on interruptions: all stage files but
-    timings (summary.json, the manifest's finish time), config.json, and the site with
-    timestamps blanked. Temporary leftovers would show up here and fail a comparison."""
+    timings (summary.json, its manifest entry, the manifest's finish time), config.json, and
+    the site with timestamps blanked; the run folder's own path reads RUN. Temporary
+    leftovers would show up here and fail a comparison."""
     out: dict[str, bytes] = {}
+    own = str(run_dir).encode()
     for p in sorted(run_dir.rglob("*")):
         if not p.is_file():
             continue
@@ -177,8 +179,9 @@ def artifacts(run_dir: Path) -> dict[str, bytes]:
         if p.name == "manifest.json":
             man = json.loads(data)
             man.pop("finished", None)
+            man.get("files", {}).pop("summary.json", None)
             data = json.dumps(man, sort_keys=True).encode()
         elif rel.startswith("site/"):
             data = TIMESTAMP.sub(b"T", data)
-        out[rel] = data
+        out[rel] = data.replace(own, b"RUN")
     return out

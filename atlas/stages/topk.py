@@ -30,15 +30,18 @@ DEFAULT_CHECKPOINT_SECONDS = 30.0
 VERSION = 2  # 2: nonfinite.npy per layer
 
 
+def nan_to_low(x: torch.Tensor) -> torch.Tensor:
+    """NaN -> -inf, infinities kept (torch.nan_to_num would clamp them to finite values)."""
+    return torch.where(torch.isnan(x), torch.full_like(x, -torch.inf), x)
+
+
 def unit_max(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,C,H,W) -> per-unit max (B,C) and the flat spatial index of its first occurrence;
     (B,C) -> itself and zeros."""
     if act.ndim == 2:
         return act, torch.zeros_like(act, dtype=torch.long)
-    flat = act.flatten(2)
     # NaN would win torch.max; rank it below everything instead (it is counted separately)
-    flat = torch.nan_to_num(flat, nan=-torch.inf)
-    values, where = flat.max(dim=2)
+    values, where = nan_to_low(act.flatten(2)).max(dim=2)
     return values, where
 
 
@@ -52,7 +55,7 @@ class RunningTopK:
         self.where = torch.zeros((0, units), dtype=torch.long, device=device)
 
     def update(self, values: torch.Tensor, ids: torch.Tensor, where: torch.Tensor) -> None:
-        v = torch.nan_to_num(values.float(), nan=-torch.inf)
+        v = nan_to_low(values.float())
         cat_v = torch.cat([self.values, v])
         cat_i = torch.cat([self.ids, ids.view(-1, 1).expand_as(v)])
         cat_w = torch.cat([self.where, where])
