@@ -27,13 +27,12 @@ VERSION = 1
 
 def unit_max(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,C,H,W) -> per-unit max (B,C) and the flat spatial index of its first occurrence;
-    (B,C) -> itself and zeros."""
+    (B,C) -> itself and zeros. A NaN is ranked below every number (it is counted elsewhere)."""
     if act.ndim == 2:
         return act, torch.zeros_like(act, dtype=torch.long)
-    flat = act.flatten(2)
-    # NaN would win torch.max; rank it below everything instead (it is counted separately)
-    flat = torch.nan_to_num(flat, nan=-torch.inf)
-    values, where = flat.max(dim=2)
+    values, where = act.flatten(2).max(dim=2)
+    if torch.isnan(values).any():  # rare: torch.max lets NaN win, so redo with NaN lowest
+        values, where = torch.nan_to_num(act.flatten(2), nan=-torch.inf).max(dim=2)
     return values, where
 
 
@@ -48,6 +47,13 @@ class RunningTopK:
 
     def update(self, values: torch.Tensor, ids: torch.Tensor, where: torch.Tensor) -> None:
         v = torch.nan_to_num(values.float(), nan=-torch.inf)
+        if self.values.shape[0] == self.k:
+            # only rows beating some unit's current k-th value can enter (a tie goes to the
+            # lower id, already kept); most batches of a long pass have few or none
+            rows = (v > self.values[-1]).any(dim=1)
+            if not bool(rows.any()):
+                return
+            v, ids, where = v[rows], ids[rows], where[rows]
         cat_v = torch.cat([self.values, v])
         cat_i = torch.cat([self.ids, ids.view(-1, 1).expand_as(v)])
         cat_w = torch.cat([self.where, where])
@@ -99,9 +105,7 @@ def scan(ctx, ids: np.ndarray, maxact_out: dict[str, np.ndarray] | None = None,
                 values, where = unit_max(acts[name])
                 top.update(values, batch_ids, where)
                 if maxact_out is not None:
-                    maxact_out[name][batch_ids.cpu().numpy()] = acts[name].float().amax(
-                        dim=tuple(range(2, acts[name].ndim))).cpu().numpy() if acts[name].ndim > 2 \
-                        else acts[name].float().cpu().numpy()
+                    maxact_out[name][batch_ids.cpu().numpy()] = values.float().cpu().numpy()
     rate = len(ids) / max(time.time() - t0, 1e-9)
     print(f"top-k pass: {len(ids)} images, {sum(layer.units for layer in layers)} units, {rate:.0f} images/s")
     return tops
