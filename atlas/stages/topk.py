@@ -20,9 +20,11 @@ from tqdm import tqdm
 from atlas.data.loader import make_loader, model_transform
 from atlas.models.layers import extractor
 from atlas.stages.base import Stage
+from atlas.stages.chunks import run_chunks
 from atlas.stages.store import write_json
 
-VERSION = 1
+VERSION = 2
+CHUNK_BATCHES = 32
 
 
 def unit_max(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,49 +85,72 @@ def merge_topk(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], k: int):
 
 def make(ctx) -> Stage:
     params = {**ctx.model_params(), "layers": ctx.layer_names(), "k": ctx.cfg.topk}
-    return Stage("topk", VERSION, params, run, deps=("dataset",))
+    return Stage("topk", VERSION, params, run, deps=("dataset",), sharded=True)
 
 
-def scan(ctx, ids: np.ndarray, maxact_out: dict[str, np.ndarray] | None = None,
-         desc: str = "top-k pass") -> dict[str, RunningTopK]:
-    """The pass itself over images `ids`: running top-k for every layer (and per-image maxima)."""
+def scan(ctx, ids: np.ndarray, bar: tqdm | None = None) -> tuple[dict[str, RunningTopK], dict[str, np.ndarray]]:
+    """The pass itself over images `ids` (ascending): running top-k for every layer and the
+    per-image unit maxima (len(ids), C)."""
     layers = ctx.layers
     net = extractor(ctx.model, [layer.name for layer in layers])
     loader = make_loader(ctx.source, model_transform(ctx.spec), ctx.cfg.batch_size, ctx.cfg.workers,
                          ids=ids, pin_memory=ctx.device.type == "cuda")
     k = min(ctx.cfg.topk, len(ctx.source))
     tops = {layer.name: RunningTopK(layer.units, k, ctx.device) for layer in layers}
-    t0 = time.time()
+    maxact = {layer.name: np.empty((len(ids), layer.units), np.float32) for layer in layers}
+    row = 0
     with torch.inference_mode():
-        for x, batch_ids in tqdm(loader, desc=desc, unit="batch", total=len(loader)):
+        for x, batch_ids in loader:
             x = x.to(ctx.device, non_blocking=True)
             batch_ids = batch_ids.to(ctx.device)
             acts = net(x)
             for name, top in tops.items():
                 values, where = unit_max(acts[name])
                 top.update(values, batch_ids, where)
-                if maxact_out is not None:
-                    maxact_out[name][batch_ids.cpu().numpy()] = values.float().cpu().numpy()
-    rate = len(ids) / max(time.time() - t0, 1e-9)
-    print(f"top-k pass: {len(ids)} images, {sum(layer.units for layer in layers)} units, {rate:.0f} images/s")
-    return tops
+                maxact[name][row:row + len(x)] = values.float().cpu().numpy()
+            row += len(x)
+            if bar is not None:
+                bar.update(len(x))
+    return tops, maxact
+
+
+def chunk_size(ctx) -> int:
+    """Images per chunk: whole batches, so every batch is the same for any number of ranks."""
+    return ctx.cfg.batch_size * CHUNK_BATCHES
 
 
 def run(ctx, out: Path, key: str) -> dict:
     n = len(ctx.source)
-    maxact = {}
+    size = chunk_size(ctx)
+    n_chunks = -(-n // size)
+    mine = sum(min(n, (i + 1) * size) - i * size for i in range(ctx.rank, n_chunks, ctx.world_size))
+    t0 = time.time()
+    with tqdm(total=mine, desc="top-k pass", unit="img", disable=ctx.rank != 0) as bar:
+        def compute(i: int) -> dict[str, np.ndarray]:
+            tops, maxact = scan(ctx, np.arange(i * size, min(n, (i + 1) * size)), bar)
+            arrays = {}
+            for layer in ctx.layers:
+                values, ids, where = tops[layer.name].result()
+                arrays.update({f"{layer.name}/values": values, f"{layer.name}/ids": ids,
+                               f"{layer.name}/where": where, f"{layer.name}/maxact": maxact[layer.name]})
+            return arrays
+        paths = run_chunks(ctx, "topk", key, n_chunks, compute)
+    if ctx.rank != 0:
+        return {}
+    rate = mine / max(time.time() - t0, 1e-9)
+    chunks = [np.load(p) for p in paths]
+    k = min(ctx.cfg.topk, n)
     for layer in ctx.layers:
-        (out / layer.name).mkdir()
-        maxact[layer.name] = np.lib.format.open_memmap(out / layer.name / "maxact.npy", mode="w+",
-                                                       dtype=np.float32, shape=(n, layer.units))
-    tops = scan(ctx, np.arange(n), maxact)
-    for layer in ctx.layers:
-        maxact[layer.name].flush()
-        values, ids, where = tops[layer.name].result()
-        save_topk(out / layer.name, layer, values, ids, where)
+        folder = out / layer.name
+        folder.mkdir()
+        parts = [(c[f"{layer.name}/values"], c[f"{layer.name}/ids"], c[f"{layer.name}/where"]) for c in chunks]
+        save_topk(folder, layer, *merge_topk(parts, k))
+        np.save(folder / "maxact.npy", np.concatenate([c[f"{layer.name}/maxact"] for c in chunks]))
     write_json(out / "layers.json", [{"name": layer.name, "alias": layer.alias, "shape": list(layer.shape),
                                       "units": layer.units, "kind": layer.kind} for layer in ctx.layers])
-    return {"images": n, "units": sum(layer.units for layer in ctx.layers), "k": min(ctx.cfg.topk, n)}
+    units = sum(layer.units for layer in ctx.layers)
+    print(f"top-k pass: {n} images, {units} units, {rate:.0f} images/s on this rank")
+    return {"images": n, "units": units, "k": k, "chunks": n_chunks}
 
 
 def save_topk(folder: Path, layer, values: np.ndarray, ids: np.ndarray, where: np.ndarray) -> None:
