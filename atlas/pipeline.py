@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -43,13 +44,21 @@ def preflight(ctx: Context) -> None:
 
 
 def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
-    """Run every stage of `cfg` and render the site; returns the path of index.html."""
+    """Run every stage of `cfg` and render the site; returns the path of index.html.
+
+    Under torchrun (world_size > 1) every rank calls this: sharded stages split their work,
+    the others run on rank 0, and rank 0 alone holds the lock, writes and renders."""
+    from atlas import distributed
     store = RunStore(cfg.out)
     t0 = time.time()
-    ctx = Context(cfg, store, rank=rank, world_size=world_size)
-    preflight(ctx)
-    with store.lock():
-        write_json(store.root / "config.json", cfg.resolved())
+    ctx = Context(cfg, store, rank=rank, world_size=world_size,
+                  device_override=distributed.local_device(cfg.device))
+    preflight(ctx)  # every rank checks, before any joins the group or touches the folder
+    distributed.init(world_size)
+    lock = store.lock() if rank == 0 else contextlib.nullcontext()
+    with lock:
+        if rank == 0:
+            write_json(store.root / "config.json", cfg.resolved())
         report = []
         for factory in plan(ctx):
             stages = factory(ctx)
@@ -58,11 +67,18 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
                 report.append((stage.name, status, stage.summary))
                 fault_point("run:after-stage")
         fault_point("run:before-render")
-        index = render(store.root)
+        index = render(store.root) if rank == 0 else store.root / "site" / "index.html"
+    distributed.barrier(world_size)
+    if rank == 0:
+        _print_summary(report, store, time.time() - t0)
+    return index
+
+
+def _print_summary(report: list, store: RunStore, seconds: float) -> None:
     ran = [n for n, s, _ in report if s == "ran"]
     skipped = [n for n, s, _ in report if s == "skipped"]
     print(f"\nsummary: {len(ran)} stages computed, {len(skipped)} up to date "
-          f"({time.time() - t0:.1f} s); artifacts in {store.stages_dir}")
+          f"({seconds:.1f} s); artifacts in {store.stages_dir}")
     for name, status, summary in report:
         if status == "ran":
             info = ", ".join(f"{k} {v}" for k, v in summary.items() if k != "seconds")
@@ -71,7 +87,6 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
     if bad_files:
         print_skipped(bad_files)
         print(f"  (the list is in {store.stage_dir('dataset') / 'skipped.json'} and on the home page)")
-    return index
 
 
 def render(run_dir: str | Path) -> Path:

@@ -21,16 +21,16 @@ from atlas.stages.store import RunLockedError, RunStore, read_json, write_json
 from robust_util import artifacts
 
 ROOT = Path(__file__).resolve().parents[1]
-# 200 world images in 10 batches; featvis/maps (when present) cut to almost nothing
+# 200 world images in 50 batches of 4, so two top-k chunks of 32 batches (128 + 72 images);
+# featvis/maps (when present) cut to almost nothing
 ARGS = ["run", "--data", "world", "--layers", "conv1", "conv5", "fc7", "--set", "world_count=200",
-        "workers=2", "batch_size=20", "topk=5", "seeds=1", "units_limit=2", "pixel_iters=1",
+        "workers=2", "batch_size=4", "topk=5", "seeds=1", "units_limit=2", "pixel_iters=1",
         "dgn_iters=1", "fourier_iters=1", 'priors=["pixel"]', "maps=false"]
 OLD = ["world_count=150", "topk=4"]  # a finished earlier run with other parameters
 
 
 def env(fault: str | None = None) -> dict:
-    e = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT),
-         "ATLAS_CHECKPOINT_SECONDS": "0"}
+    e = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     e.pop("ATLAS_FAULT", None)
     if fault:
         e["ATLAS_FAULT"] = fault
@@ -81,28 +81,28 @@ def test_kills_at_every_stage_then_rerun_gives_identical_artifacts(tmp_path):
     killed(rc, log)
     assert current(out, "dataset") is None and (out / "stages" / ".trash").is_dir()
 
-    # 3. mid top-k pass, after batch 4 (checkpointed)
-    rc, log = atlas(out, "topk:batch:4")
+    # 3. mid top-k pass, at batch 40: the first chunk (32 batches) is saved, the second is not
+    rc, log = atlas(out, "topk:batch:40")
     killed(rc, log)
     assert "took over a stale lock" in log and "unfinished temporary item" in log
     assert current(out, "dataset") == want["dataset"] and current(out, "topk") == old["topk"]
-    assert list((out / "stages" / ".partial" / "topk").glob("*/state.npz"))
+    assert [p.name for p in (out / "stages" / ".partial" / "topk").glob("*/chunk-*.npz")] == ["chunk-00000.npz"]
 
-    # 4. resumed, killed again three batches later
+    # 4. resumed from the saved chunk, killed again three batches later
     rc, log = atlas(out, "topk:batch:3")
     killed(rc, log)
-    assert "resuming at image 80 of 200" in log
+    assert "resuming: 1 of 2 chunks already computed" in log
 
     # 5. resumed to the end; killed after the manifest is written, before the folder is renamed
     rc, log = atlas(out, "store:manifest-written")
     killed(rc, log)
-    assert "resuming at image 140 of 200" in log
+    assert "resuming: 1 of 2 chunks already computed" in log
     assert current(out, "topk") == old["topk"]  # the complete-looking temporary folder is not taken
 
     # 6. between the last stage and the site
     rc, log = atlas(out, "run:before-render")
     killed(rc, log)
-    assert current(out, "topk") == want["topk"] and "resuming" not in log
+    assert current(out, "topk") == want["topk"] and "resuming: 2 of 2 chunks already computed" in log
 
     # 7. during the site render: killed once 40 pages or images of this render are on disk
     t0 = time.time()

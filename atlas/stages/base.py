@@ -1,11 +1,13 @@
 """A stage is a function of (config, inputs) with a version; the runner skips current ones."""
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from atlas.distributed import barrier
 from atlas.stages.store import stage_key
 
 
@@ -17,6 +19,7 @@ class Stage:
     params: dict
     fn: Callable
     deps: tuple[str, ...] = ()
+    sharded: bool = False  # every rank runs fn (sharing work through chunks); else rank 0 alone
     summary: dict = field(default_factory=dict)
 
     def key(self, ctx) -> str:
@@ -30,19 +33,28 @@ class Stage:
 
 
 def run_stage(ctx, stage: Stage) -> str:
-    """Run `stage` unless its outputs are current. Returns 'ran' or 'skipped'."""
+    """Run `stage` unless its outputs are current. Returns 'ran' or 'skipped'.
+
+    With several ranks, a sharded stage runs on every rank (rank 0 keeps the output); any
+    other stage runs on rank 0 while the others wait."""
     key = stage.key(ctx)
     if ctx.store.is_current(stage.name, key):
-        print(f"[{stage.name}] up to date, skipped", flush=True)
+        if ctx.rank == 0:
+            print(f"[{stage.name}] up to date, skipped", flush=True)
         return "skipped"
     t0 = time.time()
-    print(f"[{stage.name}] running", flush=True)
-    with ctx.store.writing(stage.name, key, {"version": stage.version, "params": stage.params,
-                                              "deps": list(stage.deps)}) as out:
-        summary = stage.fn(ctx, Path(out), key) or {}
-        stage.summary = {**summary, "seconds": round(time.time() - t0, 2)}
-        _write_summary(out, stage.summary)
-    print(f"[{stage.name}] done in {time.time() - t0:.1f} s", flush=True)
+    if ctx.rank == 0:
+        print(f"[{stage.name}] running", flush=True)
+        with ctx.store.writing(stage.name, key, {"version": stage.version, "params": stage.params,
+                                                  "deps": list(stage.deps)}) as out:
+            summary = stage.fn(ctx, Path(out), key) or {}
+            stage.summary = {**summary, "seconds": round(time.time() - t0, 2)}
+            _write_summary(out, stage.summary)
+        print(f"[{stage.name}] done in {time.time() - t0:.1f} s", flush=True)
+    elif stage.sharded:
+        with tempfile.TemporaryDirectory() as scratch:
+            stage.fn(ctx, Path(scratch), key)
+    barrier(ctx.world_size)
     return "ran"
 
 

@@ -10,10 +10,8 @@ whatever the batch size or the number of processes that shared the pass.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -22,12 +20,11 @@ from tqdm import tqdm
 from atlas.data.loader import make_loader, model_transform
 from atlas.models.layers import extractor
 from atlas.stages.base import Stage
+from atlas.stages.chunks import run_chunks
 from atlas.stages.store import fault_point, write_json
 
-CHECKPOINT_ENV = "ATLAS_CHECKPOINT_SECONDS"
-DEFAULT_CHECKPOINT_SECONDS = 30.0
-
-VERSION = 2  # 2: nonfinite.npy per layer
+VERSION = 3  # 3: nonfinite.npy per layer
+CHUNK_BATCHES = 32
 
 
 def nan_to_low(x: torch.Tensor) -> torch.Tensor:
@@ -37,12 +34,24 @@ def nan_to_low(x: torch.Tensor) -> torch.Tensor:
 
 def unit_max(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,C,H,W) -> per-unit max (B,C) and the flat spatial index of its first occurrence;
-    (B,C) -> itself and zeros."""
+    (B,C) -> itself and zeros. A NaN is ranked below every number, as -inf (nonfinite.npy
+    counts it); +inf stays +inf."""
     if act.ndim == 2:
-        return act, torch.zeros_like(act, dtype=torch.long)
-    # NaN would win torch.max; rank it below everything instead (it is counted separately)
-    values, where = nan_to_low(act.flatten(2)).max(dim=2)
+        values = nan_to_low(act) if torch.isnan(act).any() else act
+        return values, torch.zeros_like(act, dtype=torch.long)
+    values, where = act.flatten(2).max(dim=2)
+    if torch.isnan(values).any():  # rare: torch.max lets NaN win, so redo with NaN lowest
+        values, where = nan_to_low(act.flatten(2)).max(dim=2)
     return values, where
+
+
+def count_nonfinite(act: torch.Tensor) -> torch.Tensor:
+    """(B,C,...) -> (C,) int64: images whose activation of the unit has a NaN or an infinity
+    anywhere. One cheap reduction decides the common case (all finite) first."""
+    if bool(torch.isfinite(act.sum())):
+        return torch.zeros(act.shape[1], dtype=torch.long, device=act.device)
+    bad = ~torch.isfinite(act.reshape(act.shape[0], act.shape[1], -1))
+    return bad.any(dim=2).sum(dim=0)
 
 
 class RunningTopK:
@@ -56,6 +65,13 @@ class RunningTopK:
 
     def update(self, values: torch.Tensor, ids: torch.Tensor, where: torch.Tensor) -> None:
         v = nan_to_low(values.float())
+        if self.values.shape[0] == self.k:
+            # only rows beating some unit's current k-th value can enter (a tie goes to the
+            # lower id, already kept); most batches of a long pass have few or none
+            rows = (v > self.values[-1]).any(dim=1)
+            if not bool(rows.any()):
+                return
+            v, ids, where = v[rows], ids[rows], where[rows]
         cat_v = torch.cat([self.values, v])
         cat_i = torch.cat([self.ids, ids.view(-1, 1).expand_as(v)])
         cat_w = torch.cat([self.where, where])
@@ -64,18 +80,6 @@ class RunningTopK:
         self.values = cat_v.gather(0, order)
         self.ids = cat_i.gather(0, order)
         self.where = cat_w.gather(0, order)
-
-    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The running lists as stored, (rows, C) each, for a checkpoint."""
-        return self.values.cpu().numpy(), self.ids.cpu().numpy(), self.where.cpu().numpy()
-
-    @classmethod
-    def from_state(cls, state: dict, k: int, device: torch.device) -> "RunningTopK":
-        top = cls(state["values"].shape[1], k, device)
-        top.values = torch.as_tensor(state["values"], device=device)
-        top.ids = torch.as_tensor(state["ids"], device=device)
-        top.where = torch.as_tensor(state["where"], device=device)
-        return top
 
     def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(values, ids, where), each (C, k)."""
@@ -97,159 +101,85 @@ def merge_topk(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], k: int):
 
 def make(ctx) -> Stage:
     params = {**ctx.model_params(), "layers": ctx.layer_names(), "k": ctx.cfg.topk}
-    return Stage("topk", VERSION, params, run, deps=("dataset",))
+    return Stage("topk", VERSION, params, run, deps=("dataset",), sharded=True)
 
 
-def scan(ctx, ids: np.ndarray, maxact_out: dict[str, np.ndarray] | None = None,
-         desc: str = "top-k pass", tops: dict[str, RunningTopK] | None = None,
-         nonfinite: dict[str, torch.Tensor] | None = None,
-         on_batch: Callable[[int], None] | None = None) -> dict[str, RunningTopK]:
-    """The pass itself over images `ids`: running top-k for every layer (and per-image maxima).
-
-    `tops` continues running lists (a resumed pass); `nonfinite` accumulates, per unit, the
-    number of images whose activation has a NaN or an infinity; `on_batch(done)` is called
-    after each batch with the number of `ids` processed so far."""
+def scan(ctx, ids: np.ndarray, bar: tqdm | None = None,
+         nonfinite: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, RunningTopK], dict[str, np.ndarray]]:
+    """The pass itself over images `ids` (ascending): running top-k for every layer and the
+    per-image unit maxima (len(ids), C); `nonfinite` accumulates count_nonfinite per layer."""
     layers = ctx.layers
     net = extractor(ctx.model, [layer.name for layer in layers])
     loader = make_loader(ctx.source, model_transform(ctx.spec), ctx.cfg.batch_size, ctx.cfg.workers,
                          ids=ids, pin_memory=ctx.device.type == "cuda")
     k = min(ctx.cfg.topk, len(ctx.source))
-    if tops is None:
-        tops = {layer.name: RunningTopK(layer.units, k, ctx.device) for layer in layers}
-    t0, done = time.time(), 0
+    tops = {layer.name: RunningTopK(layer.units, k, ctx.device) for layer in layers}
+    maxact = {layer.name: np.empty((len(ids), layer.units), np.float32) for layer in layers}
+    row = 0
     with torch.inference_mode():
-        for x, batch_ids in tqdm(loader, desc=desc, unit="batch", total=len(loader)):
+        for x, batch_ids in loader:
             x = x.to(ctx.device, non_blocking=True)
             batch_ids = batch_ids.to(ctx.device)
             acts = net(x)
             for name, top in tops.items():
-                act = acts[name]
-                values, where = unit_max(act)
+                values, where = unit_max(acts[name])
                 top.update(values, batch_ids, where)
+                maxact[name][row:row + len(x)] = values.float().cpu().numpy()
                 if nonfinite is not None:
-                    bad = ~torch.isfinite(act.reshape(act.shape[0], act.shape[1], -1))
-                    nonfinite[name] += bad.any(dim=2).sum(dim=0)
-                if maxact_out is not None:
-                    maxact_out[name][batch_ids.cpu().numpy()] = act.float().amax(
-                        dim=tuple(range(2, act.ndim))).cpu().numpy() if act.ndim > 2 \
-                        else act.float().cpu().numpy()
-            done += len(batch_ids)
-            if on_batch is not None:
-                on_batch(done)
-    rate = len(ids) / max(time.time() - t0, 1e-9)
-    print(f"top-k pass: {len(ids)} images, {sum(layer.units for layer in layers)} units, {rate:.0f} images/s")
-    return tops
+                    nonfinite[name] += count_nonfinite(acts[name])
+            row += len(x)
+            fault_point("topk:batch")
+            if bar is not None:
+                bar.update(len(x))
+    return tops, maxact
 
 
-def checkpoint_seconds() -> float:
-    """How often the pass saves its running state (ATLAS_CHECKPOINT_SECONDS, default 30)."""
-    return float(os.environ.get(CHECKPOINT_ENV, DEFAULT_CHECKPOINT_SECONDS))
+def chunk_size(ctx) -> int:
+    """Images per chunk: whole batches, so every batch is the same for any number of ranks."""
+    return ctx.cfg.batch_size * CHUNK_BATCHES
 
 
 def run(ctx, out: Path, key: str) -> dict:
-    """The pass over all usable images, resumable: every `checkpoint_seconds()` the running
-    top-k lists and non-finite counts are saved beside the memory-mapped per-image maxima in
-    the stage's partial folder, so a killed run continues from its last checkpoint. Batches
-    restart on the same boundaries and the merge is exact, so the result is identical."""
     n = len(ctx.source)
-    layers = ctx.layers
+    size = chunk_size(ctx)
+    n_chunks = -(-n // size)
+    mine = sum(min(n, (i + 1) * size) - i * size for i in range(ctx.rank, n_chunks, ctx.world_size))
+    t0 = time.time()
+    with tqdm(total=mine, desc="top-k pass", unit="img", disable=ctx.rank != 0) as bar:
+        def compute(i: int) -> dict[str, np.ndarray]:
+            nonfinite = {layer.name: torch.zeros(layer.units, dtype=torch.long, device=ctx.device)
+                         for layer in ctx.layers}
+            tops, maxact = scan(ctx, np.arange(i * size, min(n, (i + 1) * size)), bar, nonfinite)
+            arrays = {}
+            for layer in ctx.layers:
+                values, ids, where = tops[layer.name].result()
+                arrays.update({f"{layer.name}/values": values, f"{layer.name}/ids": ids,
+                               f"{layer.name}/where": where, f"{layer.name}/maxact": maxact[layer.name],
+                               f"{layer.name}/nonfinite": nonfinite[layer.name].cpu().numpy()})
+            return arrays
+        paths = run_chunks(ctx, "topk", key, n_chunks, compute)
+    if ctx.rank != 0:
+        return {}
+    rate = mine / max(time.time() - t0, 1e-9)
+    chunks = [np.load(p) for p in paths]
     k = min(ctx.cfg.topk, n)
-    part = ctx.store.partial_dir("topk", key)
-    maxact = {layer.name: _open_maxact(part / f"{layer.name}.maxact.npy", n, layer.units) for layer in layers}
-    state = _load_state(part, layers, k, n)
-    if state is not None:
-        start = state["done"]
-        tops = {layer.name: RunningTopK.from_state(state[layer.name], k, ctx.device) for layer in layers}
-        nonfinite = {layer.name: torch.as_tensor(state[layer.name]["nonfinite"], device=ctx.device)
-                     for layer in layers}
-        print(f"top-k pass: resuming at image {start} of {n} (saved by an interrupted run)")
-    else:
-        start = 0
-        tops = {layer.name: RunningTopK(layer.units, k, ctx.device) for layer in layers}
-        nonfinite = {layer.name: torch.zeros(layer.units, dtype=torch.long, device=ctx.device)
-                     for layer in layers}
-    every, last = checkpoint_seconds(), time.time()
-
-    def on_batch(done: int) -> None:
-        nonlocal last
-        if time.time() - last >= every and start + done < n:
-            _save_state(part, maxact, tops, nonfinite, start + done)
-            last = time.time()
-        fault_point("topk:batch")
-
-    if start < n:
-        scan(ctx, np.arange(start, n), maxact, tops=tops, nonfinite=nonfinite, on_batch=on_batch)
-    (part / STATE).unlink(missing_ok=True)  # the maxima move out below; the state is void
-    for layer in layers:
+    bad = 0
+    for layer in ctx.layers:
         folder = out / layer.name
         folder.mkdir()
-        maxact[layer.name].flush()
-        del maxact[layer.name]
-        os.replace(part / f"{layer.name}.maxact.npy", folder / "maxact.npy")
-        values, ids, where = tops[layer.name].result()
-        save_topk(folder, layer, values, ids, where)
-        np.save(folder / "nonfinite.npy", nonfinite[layer.name].cpu().numpy().astype(np.int64))
+        parts = [(c[f"{layer.name}/values"], c[f"{layer.name}/ids"], c[f"{layer.name}/where"]) for c in chunks]
+        save_topk(folder, layer, *merge_topk(parts, k))
+        np.save(folder / "maxact.npy", np.concatenate([c[f"{layer.name}/maxact"] for c in chunks]))
+        nonfinite = np.sum([c[f"{layer.name}/nonfinite"] for c in chunks], axis=0).astype(np.int64)
+        np.save(folder / "nonfinite.npy", nonfinite)
+        bad += int((nonfinite > 0).sum())
     write_json(out / "layers.json", [{"name": layer.name, "alias": layer.alias, "shape": list(layer.shape),
-                                      "units": layer.units, "kind": layer.kind} for layer in layers])
-    bad = sum(int((nonfinite[layer.name] > 0).sum()) for layer in layers)
+                                      "units": layer.units, "kind": layer.kind} for layer in ctx.layers])
+    units = sum(layer.units for layer in ctx.layers)
+    print(f"top-k pass: {n} images, {units} units, {rate:.0f} images/s on this rank")
     if bad:
         print(f"top-k pass: {bad} units had NaN or infinite activations (nonfinite.npy; marked on their pages)")
-    return {"images": n, "units": sum(layer.units for layer in layers), "k": k, "nonfinite_units": bad}
-
-
-STATE = "state.npz"
-
-
-def _open_maxact(path: Path, n: int, units: int) -> np.ndarray:
-    """The per-image maxima, memory-mapped; an existing file of the right shape is reused."""
-    if path.is_file():
-        try:
-            arr = np.load(path, mmap_mode="r+")
-            if arr.shape == (n, units) and arr.dtype == np.float32:
-                return arr
-        except (OSError, ValueError):
-            pass
-    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, units))
-
-
-def _save_state(part: Path, maxact: dict, tops: dict[str, RunningTopK],
-                nonfinite: dict[str, torch.Tensor], done: int) -> None:
-    """Flush the maxima, then atomically write the running state (the maxima come first,
-    so a state on disk never claims rows that are not there)."""
-    for arr in maxact.values():
-        arr.flush()
-    arrays: dict[str, np.ndarray] = {"done": np.array(done, dtype=np.int64)}
-    for name, top in tops.items():
-        values, ids, where = top.state()
-        arrays.update({f"{name}/values": values, f"{name}/ids": ids, f"{name}/where": where,
-                       f"{name}/nonfinite": nonfinite[name].cpu().numpy()})
-    tmp = part / f".{STATE}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, part / STATE)
-
-
-def _load_state(part: Path, layers, k: int, n: int) -> dict | None:
-    """The saved running state if it fits these layers, k and n; None otherwise."""
-    path = part / STATE
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as z:
-            state: dict = {"done": int(z["done"])}
-            for layer in layers:
-                entry = {f: z[f"{layer.name}/{f}"] for f in ("values", "ids", "where", "nonfinite")}
-                if entry["values"].shape[1] != layer.units or entry["values"].shape[0] > k \
-                        or entry["nonfinite"].shape != (layer.units,):
-                    return None
-                state[layer.name] = entry
-    except (OSError, ValueError, KeyError):
-        return None
-    if not 0 < state["done"] <= n or any(not (part / f"{layer.name}.maxact.npy").is_file() for layer in layers):
-        return None
-    return state
+    return {"images": n, "units": units, "k": k, "chunks": n_chunks, "nonfinite_units": bad}
 
 
 def save_topk(folder: Path, layer, values: np.ndarray, ids: np.ndarray, where: np.ndarray) -> None:

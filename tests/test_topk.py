@@ -1,0 +1,82 @@
+"""The top-k pass against a brute-force computation on a tiny network."""
+import numpy as np
+import pytest
+import torch
+
+from atlas.config import Config
+from atlas.pipeline import run
+from atlas.stages.topk import RunningTopK, merge_topk, unit_max
+
+
+def brute_force(acts: np.ndarray, k: int):
+    """acts: (N, C, H, W) or (N, C). Per unit: top-k images by spatial max, ties by lower id."""
+    n, c = acts.shape[:2]
+    flat = acts.reshape(n, c, -1)
+    vmax = flat.max(axis=2)
+    where = flat.argmax(axis=2)
+    vals, ids, poss = [], [], []
+    for u in range(c):
+        order = sorted(range(n), key=lambda i: (-vmax[i, u], i))[:k]
+        vals.append(vmax[order, u]); ids.append(order); poss.append(where[order, u])
+    return np.array(vals), np.array(ids), np.array(poss)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 50])
+def test_running_topk_equals_brute_force(batch):
+    gen = torch.Generator().manual_seed(0)
+    acts = torch.randn(50, 6, 3, 4, generator=gen)
+    acts[10, 2] = acts[3, 2]  # an exact tie between images 3 and 10 on unit 2
+    k = 5
+    top = RunningTopK(6, k, torch.device("cpu"))
+    for s in range(0, 50, batch):
+        v, w = unit_max(acts[s:s + batch])
+        top.update(v, torch.arange(s, min(s + batch, 50)), w)
+    values, ids, where = top.result()
+    bv, bi, bw = brute_force(acts.numpy(), k)
+    np.testing.assert_array_equal(ids, bi)
+    np.testing.assert_allclose(values, bv)
+    np.testing.assert_array_equal(where, bw)
+
+
+def test_merge_of_shards_is_exact():
+    gen = torch.Generator().manual_seed(1)
+    acts = torch.randint(0, 4, (40, 5), generator=gen).float()  # many ties
+    parts = []
+    for lo, hi in ((0, 13), (13, 27), (27, 40)):
+        top = RunningTopK(5, 6, torch.device("cpu"))
+        v, w = unit_max(acts[lo:hi])
+        top.update(v, torch.arange(lo, hi), w)
+        parts.append(top.result())
+    values, ids, _ = merge_topk(parts, 6)
+    bv, bi, _ = brute_force(acts.numpy(), 6)
+    np.testing.assert_array_equal(ids, bi)
+    np.testing.assert_allclose(values, bv)
+
+
+def test_topk_stage_on_world_network(tmp_path):
+    """The stage's artifacts match brute force over the real extractor's activations."""
+    from atlas.context import Context
+    from atlas.data.loader import make_loader, model_transform
+    from atlas.models.layers import extractor
+    from atlas.stages.store import RunStore
+    cfg = Config(world_count=60, topk=4, out=str(tmp_path / "run"), layers=["conv2", "fc7"], batch_size=16,
+                 workers=0, priors=[], maps=False)
+    run(cfg)
+    ctx = Context(cfg, RunStore(cfg.out))
+    net = extractor(ctx.model, ctx.layer_names())
+    acts = {n: [] for n in ctx.layer_names()}
+    with torch.no_grad():
+        for x, _ in make_loader(ctx.source, model_transform(ctx.spec), 60, 0):
+            for n, a in net(x).items():
+                acts[n].append(a.numpy())
+    for layer in ctx.layers:
+        a = np.concatenate(acts[layer.name])
+        d = ctx.store.stage_dir("topk") / layer.name
+        bv, bi, bw = brute_force(a, 4)
+        np.testing.assert_array_equal(np.load(d / "ids.npy"), bi)
+        np.testing.assert_allclose(np.load(d / "values.npy"), bv, rtol=1e-5, atol=1e-5)
+        maxact = np.load(d / "maxact.npy")
+        np.testing.assert_allclose(maxact, a.reshape(60, layer.units, -1).max(axis=2), rtol=1e-5, atol=1e-5)
+        if layer.kind == "conv":
+            pos = np.load(d / "pos.npy")
+            np.testing.assert_array_equal(pos[..., 0] * layer.shape[2] + pos[..., 1], bw)
