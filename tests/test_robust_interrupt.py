@@ -202,3 +202,11 @@ def test_a_forked_child_does_not_keep_a_dead_runs_lock(tmp_path):
             pass
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_render_refuses_while_a_run_holds_the_folder(tmp_path, capsys):
+    from atlas import cli
+    with RunStore(tmp_path).lock():
+        assert cli.main(["render", str(tmp_path)]) == 2
+    assert "another atlas run is using" in capsys.readouterr().err
+    assert not (tmp_path / "site").exists()

@@ -68,7 +68,8 @@ def run(ctx, out: Path, key: str) -> dict:
                                      "class_names": list(src.class_names), "count": len(usable),
                                      "source_index": usable, "items": items})
     write_json(out / "skipped.json", skipped)
-    print_skipped(skipped)
+    if skipped:  # the list itself is printed with the run's summary, resumed or not
+        print(f"[dataset] {len(skipped)} unusable files skipped; {len(usable)} images kept")
     return {"images": len(usable), "skipped": len(skipped)}
 
 
