@@ -47,8 +47,12 @@ def _zero_below_percentile(x: torch.Tensor, score: torch.Tensor, pct: float) -> 
     """Set x to 0 where the per-element pixel score (B, H, W) is below its pct-th percentile."""
     if pct <= 0:
         return
-    thr = torch.quantile(score.flatten(1).float(), pct / 100.0, dim=1).to(score.dtype)
-    x.mul_((score >= thr.view(-1, 1, 1)).unsqueeze(1).to(x.dtype))
+    flat = score.flatten(1)
+    k = int(pct / 100.0 * flat.shape[1])  # zero the k lowest-scoring pixels
+    if k < 1:
+        return
+    thr = flat.kthvalue(k, dim=1).values
+    x.mul_((score > thr.view(-1, 1, 1)).unsqueeze(1).to(x.dtype))
 
 
 def pixel_visualize(target: NetTarget, objective: Objective, seeds: list[int],

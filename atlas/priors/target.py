@@ -5,6 +5,8 @@ pruned past the nodes an objective reads, so optimizing a conv1 unit runs conv1 
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 
@@ -16,8 +18,10 @@ class NetTarget:
     """`target(images01, nodes)` -> {node: activation}; images are (B, 3, S, S), S = input_size."""
 
     def __init__(self, model: nn.Module, spec: ModelSpec, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32):
-        self.model, self.spec = model, spec
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False):
+        if channels_last:  # NHWC convolutions and pooling: several times faster on CPU (a private copy)
+            model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        self.model, self.spec, self.channels_last = model, spec, channels_last
         self.device, self.dtype = torch.device(device), dtype
         self.input_size = spec.input_size
         self.mean = torch.tensor(spec.mean, device=self.device, dtype=dtype).view(1, 3, 1, 1)
@@ -37,7 +41,10 @@ class NetTarget:
         if images01.shape[-1] != self.input_size or images01.shape[-2] != self.input_size:
             raise ValueError(f"images are {tuple(images01.shape[-2:])}, model {self.spec.name} takes "
                              f"{self.input_size}x{self.input_size}")
-        return self.net_for(nodes)(self.normalize(images01))
+        x = self.normalize(images01)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net_for(nodes)(x)
 
     @torch.no_grad()
     def activations_of_uint8(self, images: torch.Tensor, objective) -> torch.Tensor:

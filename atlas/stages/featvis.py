@@ -131,8 +131,10 @@ def run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings
         gen_path: Path | None) -> dict:
     cfg = ctx.cfg
     S = cfg.seeds
-    target = NetTarget(ctx.model, ctx.spec, ctx.device)
+    target = NetTarget(ctx.model, ctx.spec, ctx.device, channels_last=True)
     bundle = load_generator(gen_path, ctx.device) if "dgn" in priors else None
+    if bundle is not None:
+        bundle.net.to(memory_format=torch.channels_last)
     where = cfg.dgn_conv_objective if layer.kind == "conv" else "unit"
     crop = center_receptive_field(target, layer.name, cfg.seed) if where == "center" else None
     per_chunk = max(1, cfg.featvis_batch // S)

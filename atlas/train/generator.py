@@ -219,8 +219,10 @@ def train_generator(model: nn.Module, spec: ModelSpec, train_pixels: np.ndarray,
     start_epoch = 0
     if resume and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state.get("config") != asdict(cfg):
-            raise ValueError(f"{ckpt} was made with other settings; pass --no-resume or another --work-dir")
+        saved = {k: v for k, v in state.get("config", {}).items() if k != "epochs"}
+        if saved != {k: v for k, v in asdict(cfg).items() if k != "epochs"}:
+            raise ValueError(f"{ckpt} was made with other settings (only epochs may change); "
+                             "pass --no-resume or another --work-dir")
         trainer.load_state_dict(state["trainer"])
         history, start_epoch = state["history"], state["epoch"]
         log(f"resuming from {ckpt} at epoch {start_epoch}")
