@@ -14,4 +14,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _modules() -> list:
-    return []
+    from atlas import generator_cli
+    return [generator_cli]

@@ -25,6 +25,11 @@ class ModelSpec:
     class_names: tuple[str, ...] | None = None
     resize: int | None = None  # resize shorter side before the center crop
     description: str = ""
+    # DGN-AM: the shipped generator file (in atlas/weights) and the encoder nodes a
+    # generator for this model inverts (ReLU'd fc6) and compares features at (conv5 level)
+    generator: str | None = None
+    generator_code: str | None = None
+    generator_comparator: str | None = None
 
     def resolve_layer(self, name: str) -> str:
         """Map an alias (conv5, fc7) to the canonical dotted node name."""

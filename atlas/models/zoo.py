@@ -35,6 +35,7 @@ register(ModelSpec(
     input_size=32, mean=WORLD_MEAN, std=WORLD_STD, aliases=dict(WORLD_ALIASES),
     default_layers=tuple(WORLD_ALIASES), penultimate="classifier.fc7", class_names=SHAPES,
     description="AlexNet-style net trained on the embedded procedural world (ships with atlas)",
+    generator="worldnet-generator.pt", generator_code="classifier.relu6", generator_comparator="features.relu5",
 ))
 
 register(ModelSpec(
@@ -43,6 +44,7 @@ register(ModelSpec(
     aliases=dict(WORLD_ALIASES), default_layers=tuple(WORLD_ALIASES),
     penultimate="classifier.fc7", class_names=CIFAR10_CLASSES,
     description="AlexNet-style CIFAR-10 classifier",
+    generator="cifarnet-generator.pt", generator_code="classifier.relu6", generator_comparator="features.relu5",
 ))
 
 
@@ -78,6 +80,11 @@ _VGG16 = {"conv1": "features.2", "conv2": "features.7", "conv3": "features.14",
           "fc6": "classifier.0", "fc7": "classifier.3", "fc8": "classifier.6"}
 
 
+# (ReLU'd fc6, conv5-level comparator) for generators inverting fc6 (DeePSiM's fc6 setup)
+_GENERATOR_NODES = {"alexnet": ("classifier.2", "features.12"), "vgg11": ("classifier.1", "features.20"),
+                    "vgg16": ("classifier.1", "features.30")}
+
+
 def _resnet_aliases(last: str, blocks: tuple[int, int, int, int]) -> dict[str, str]:
     stages = {f"conv{i + 2}": f"layer{i + 1}.{n - 1}.{last}" for i, n in enumerate(blocks)}
     return {"conv1": "conv1", **stages, "fc7": "flatten", "fc8": "fc"}
@@ -90,4 +97,6 @@ for _arch, _aliases, _pen in (("alexnet", _ALEXNET, "classifier.4"), ("vgg11", _
         mean=IMAGENET_MEAN, std=IMAGENET_STD, aliases=dict(_aliases),
         default_layers=tuple(_aliases), penultimate=_pen, class_names=_imagenet_classes(_arch),
         description=f"torchvision {_arch} (ImageNet weights through the weights API)",
+        generator_code=_GENERATOR_NODES.get(_arch, (None, None))[0],
+        generator_comparator=_GENERATOR_NODES.get(_arch, (None, None))[1],
     ))

@@ -1,0 +1,132 @@
+"""`atlas train-generator` and `atlas convert-generator`: make DGN-AM priors."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-generator", help="train a DeePSiM generator that inverts a layer of a model",
+        description="Train a generator G so that G(E(x)) = x for the model's layer E (default: its ReLU'd "
+                    "fc6), with pixel, feature (comparator) and adversarial losses. Keeps a checkpoint and "
+                    "a sample sheet per epoch in --work-dir; rerunning resumes. Writes an atlas generator "
+                    "file with the code statistics DGN-AM clips to.")
+    p.add_argument("--model", default="worldnet", help="encoder model name (default: worldnet)")
+    p.add_argument("--weights", help="encoder weight file; default: the model's own weights")
+    p.add_argument("--data", default="world", help="'world' or an image folder (default: world)")
+    p.add_argument("--images", type=int, default=20000, help="training images (world: drawn from seed 1)")
+    p.add_argument("--held-out", type=int, default=512, help="held-out images (world: seed 2) for the loss report")
+    p.add_argument("--layer", help="code node (default: the model's ReLU'd fc6)")
+    p.add_argument("--comparator", help="comparator node for the feature loss (default: conv5 level)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--width", type=int, default=32, help="generator channels after the reshape")
+    p.add_argument("--fc-width", type=int, default=256, help="width of the generator's linear layers")
+    p.add_argument("--out-size", type=int, help="generator output size (default: the model's input size)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--l-img", type=float, default=1.0)
+    p.add_argument("--l-feat", type=float, default=1.0)
+    p.add_argument("--l-adv", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a busy machine)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--out", type=Path, required=True, help="generator file to write")
+    p.add_argument("--work-dir", type=Path, help="checkpoints and samples (default: OUT's name + '.work')")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+
+    p = sub.add_parser(
+        "convert-generator", help="turn released DeePSiM fc6 weights into an atlas generator file",
+        description="Read the PyTorch port (upconvGAN_fc6.pt) or the Caffe release (*.caffemodel) of the "
+                    "fc6 generator and add the code statistics DGN-AM needs: either act_max.py's bound file "
+                    "(--bounds, one upper bound per code component) or statistics measured over images "
+                    "(--stats-model and --stats-data).")
+    p.add_argument("src", type=Path, help="upconvGAN_fc6.pt or generator.caffemodel")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--bounds", type=Path, help="upper bounds file (e.g. act_range/3x/fc6.txt)")
+    p.add_argument("--stats-model", help="model whose fc6 codes give the statistics (e.g. alexnet)")
+    p.add_argument("--stats-weights", help="that model's weight file")
+    p.add_argument("--stats-data", help="image folder for the statistics")
+    p.add_argument("--stats-images", type=int, default=2000)
+
+
+def _world_pixels(seed: int, count: int, size: int) -> np.ndarray:
+    from atlas.data.sources import WorldSource
+    from atlas.train.classifier import load_pixels
+    return load_pixels(WorldSource(seed=seed, count=count, size=size), workers=2)
+
+
+def _folder_pixels(folder: str, count: int, size: int, offset: int = 0) -> np.ndarray:
+    from torchvision.transforms import v2 as T
+
+    from atlas.data.sources import FolderSource
+    src = FolderSource(folder)
+    ids = list(range(offset, min(len(src), offset + count)))
+    if not ids:
+        raise ValueError(f"{folder}: no images left for this split (it has {len(src)})")
+    tf = T.Compose([T.PILToTensor(), T.Resize(size, antialias=True), T.CenterCrop(size)])
+    return np.stack([tf(src.load(i)).permute(1, 2, 0).numpy() for i in ids])
+
+
+def cmd_train_generator(args) -> int:
+    from atlas.context import pick_device, weights_identity
+    from atlas.models import get_spec, load_model
+    from atlas.train.generator import GeneratorTrainConfig, train_generator
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    spec = get_spec(args.model)
+    code = spec.resolve_layer(args.layer) if args.layer else spec.generator_code
+    comparator = spec.resolve_layer(args.comparator) if args.comparator else spec.generator_comparator
+    if not code or not comparator:
+        raise ValueError(f"model {spec.name!r} names no default code/comparator node; pass --layer and --comparator")
+    device = pick_device(args.device)
+    model = load_model(spec, args.weights)
+    out_size = args.out_size or spec.input_size
+    if args.data == "world":
+        train = _world_pixels(1, args.images, out_size)
+        held = _world_pixels(2, args.held_out, out_size)
+    else:
+        train = _folder_pixels(args.data, args.images, out_size)
+        held = _folder_pixels(args.data, args.held_out, out_size, offset=len(train))
+    cfg = GeneratorTrainConfig(code_node=code, comparator_node=comparator, out_size=out_size, width=args.width,
+                               fc_width=args.fc_width, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               l_img=args.l_img, l_feat=args.l_feat, l_adv=args.l_adv, seed=args.seed)
+    work = args.work_dir or args.out.with_name(args.out.name + ".work")
+    encoder = {"model": spec.name, "weights": weights_identity(spec, args.weights), "data": args.data}
+    train_generator(model, spec, train, held, cfg, args.out, work, encoder, resume=not args.no_resume,
+                    device=device)
+    print(args.out.resolve())
+    return 0
+
+
+def cmd_convert_generator(args) -> int:
+    from atlas.priors.codestats import stats_from_images
+    from atlas.priors.genfile import convert, read_upper_bounds
+
+    if bool(args.bounds) == bool(args.stats_model):
+        raise ValueError("give exactly one of --bounds FILE or --stats-model MODEL (with --stats-data DIR)")
+    if args.bounds:
+        stats = read_upper_bounds(args.bounds)
+        encoder = {}
+    else:
+        if not args.stats_data:
+            raise ValueError("--stats-model needs --stats-data (an image folder)")
+        from atlas.models import get_spec, load_model
+        spec = get_spec(args.stats_model)
+        if not spec.generator_code:
+            raise ValueError(f"model {spec.name!r} names no fc6 code node")
+        model = load_model(spec, args.stats_weights)
+        stats = stats_from_images(model, spec, spec.generator_code, args.stats_data, args.stats_images)
+        encoder = {"model": spec.name, "code_node": spec.generator_code, "input_size": spec.input_size,
+                   "comparator_node": spec.generator_comparator}
+    bundle = convert(args.src, stats, args.out, encoder)
+    print(f"wrote {args.out} ({bundle.code_dim}-d code, ub {float(bundle.stats.ub.min()):.2f}.."
+          f"{float(bundle.stats.ub.max()):.2f})")
+    return 0
+
+
+HANDLERS = {"train-generator": cmd_train_generator, "convert-generator": cmd_convert_generator}

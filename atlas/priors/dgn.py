@@ -1,0 +1,128 @@
+"""DGN-AM (Nguyen et al. 2016) as the reference code `act_max.py` does it, batched.
+
+Per iteration i of n, for every batch element (its own unit and its own seed):
+  lr_i = lr_start + (lr_end - lr_start) * i / n              (linear schedule)
+  x0 = G(z), center-cropped to the network's input size       (256 -> 227 in the paper)
+  g = d act / d x0                                            (the unit, or its centre neuron)
+  x = x0 + lr_i / mean|g| * g                                 (image step, mean-|g| normalized)
+  g_z = backprop of (x - x0) through G
+  z = z + lr_i / mean|g_z| * g_z                              (code step, same normalization)
+  z = clip(z, 0, ub) * 0.99                                   (bounds, then L2 decay)
+An element whose image or code gradient is all zero (or not finite) stops after that
+iteration, as act_max.py breaks out of its loop. The returned image is the last one fed
+to the network (act_max.py's `best_xx`, overwritten every iteration: the last iterate,
+not the best one).
+
+Elements do not interact (the networks run in eval mode and every normalization is per
+element), so one batched run equals running the elements one at a time.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from atlas.priors.genfile import GeneratorBundle
+from atlas.priors.objectives import Objective
+from atlas.priors.target import NetTarget
+
+
+@dataclass(frozen=True)
+class DGNSettings:
+    iters: int = 200
+    lr_start: float = 8.0
+    lr_end: float = 1e-10
+    decay: float = 0.99   # act_max.py's L2 (applied when 0 < decay < 1)
+    clip: bool = True     # clip the code to [0, ub]
+
+
+def step_size(i: int, n: int, start: float, end: float) -> float:
+    """act_max.py's linear schedule: start at i = 0, one step short of `end` at i = n - 1."""
+    return start + (end - start) * i / n
+
+
+def normalized_step(grad: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """lr / mean|g| * g per batch element, and whether the element's gradient was usable
+    (non-zero and finite). Unusable elements get a zero step."""
+    m = grad.abs().flatten(1).mean(1)
+    ok = (m > 0) & torch.isfinite(m)
+    scale = torch.where(ok, lr / torch.where(ok, m, torch.ones_like(m)), torch.zeros_like(m))
+    step = grad * scale.view(-1, *([1] * (grad.ndim - 1)))
+    return torch.where(ok.view(-1, *([1] * (grad.ndim - 1))), step, torch.zeros_like(step)), ok
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Center crop (B, C, H, W) to size x size, offset (H - size) // 2 as act_max.py's topleft."""
+    h, w = x.shape[-2:]
+    if h < size or w < size:
+        raise ValueError(f"generator output {h}x{w} is smaller than the network's input {size}x{size}")
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+def initial_codes(seeds: list[int], dim: int, device: torch.device | str = "cpu",
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One N(0, 1) code per seed (act_max.py's start code), each from its own seeded generator,
+    so an element's start does not depend on what else shares its batch."""
+    rows = [torch.randn(dim, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float64)
+            for s in seeds]
+    return torch.stack(rows).to(device=device, dtype=dtype)
+
+
+@dataclass
+class DGNResult:
+    images: torch.Tensor      # (B, 3, S, S) RGB 0..1, unclamped: the last image fed to the network
+    codes: torch.Tensor       # (B, D) the final codes
+    acts: torch.Tensor        # (B,) the objective at the returned image
+    iterations: torch.Tensor  # (B,) iterations run before stopping
+
+
+def dgn_am(bundle: GeneratorBundle, target: NetTarget, objective: Objective, z0: torch.Tensor,
+           settings: DGNSettings = DGNSettings(), autocast: bool = False,
+           progress: Callable[[int], None] | None = None) -> DGNResult:
+    """Optimize the codes z0 (B, D) so that G(z) maximizes each element's objective."""
+    dev, dtype = target.device, target.dtype
+    z = z0.to(dev, dtype).clone()
+    ub = bundle.stats.ub.to(dev, dtype)
+    zero = torch.zeros_like(ub)
+    size = target.input_size
+    n = settings.iters
+    active = torch.ones(len(z), dtype=torch.bool, device=dev)
+    ran = torch.zeros(len(z), dtype=torch.long, device=dev)
+    last_img = None
+    last_act = torch.zeros(len(z), dtype=dtype, device=dev)
+    amp = (torch.autocast(dev.type, dtype=torch.bfloat16) if autocast and dev.type == "cuda"
+           else contextlib.nullcontext())
+    for i in range(n):
+        lr = step_size(i, n, settings.lr_start, settings.lr_end)
+        zi = z.detach().requires_grad_(True)
+        with amp:
+            x0 = center_crop(bundle.images(zi), size)
+        xin = x0.detach().to(dtype).requires_grad_(True)
+        with amp:
+            act = objective(target(xin, objective.nodes))
+        g_img, = torch.autograd.grad(act.float().sum(), xin)
+        d, ok_img = normalized_step(g_img, lr)          # x - x0
+        g_code, = torch.autograd.grad(x0, zi, grad_outputs=d.to(x0.dtype))
+        step, ok_code = normalized_step(g_code.to(dtype), lr)
+        new = z + step
+        if settings.clip:
+            new = torch.minimum(torch.maximum(new, zero), ub)
+        if 0 < settings.decay < 1:
+            new = new * settings.decay
+        upd = active.view(-1, 1)
+        z = torch.where(upd, new, z)
+        img = x0.detach().to(dtype)
+        last_img = img if last_img is None else torch.where(upd.view(-1, 1, 1, 1), img, last_img)
+        last_act = torch.where(active, act.detach().to(dtype), last_act)
+        ran = ran + active.long()
+        active = active & ok_img & ok_code
+        if progress is not None:
+            progress(1)
+        if not bool(active.any()):
+            if progress is not None and n - i - 1 > 0:
+                progress(n - i - 1)
+            break
+    return DGNResult(last_img, z.detach(), last_act, ran)

@@ -1,0 +1,273 @@
+"""Training a DeePSiM generator to invert a layer of an encoder (Dosovitskiy & Brox 2016).
+
+For a real image x with code c = E(x) (the encoder's ReLU'd fc6 by default):
+    loss_G = l_img * |G(c) - x|^2 + l_feat * |C(G(c)) - C(x)|^2 / var(C(x)) + l_adv * softplus(-D(G(c), c))
+where the comparator C is the encoder up to a conv5-level node and the discriminator D
+(5 conv + 2 fc) sees the image and the code. D is trained with the usual logistic loss
+and its updates pause while it is too far ahead (its loss under `d_pause` times G's
+adversarial loss), as in the paper. Pixel values are RGB in 0..1, so the loss weights
+differ from the paper's (given for 0..255 sums).
+
+The trainer keeps a checkpoint per epoch (resumable), a PNG sample sheet per epoch
+(real images over their reconstructions), and at the end writes an atlas generator
+file with the code statistics over the training images.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from atlas.models.layers import extractor
+from atlas.models.spec import ModelSpec
+from atlas.priors.dgn import center_crop
+from atlas.priors.generator import DeePSiM, family_config, to_rgb01
+from atlas.priors.genfile import CodeStats, GeneratorBundle, save_generator
+
+
+@dataclass
+class GeneratorTrainConfig:
+    code_node: str = "classifier.relu6"
+    comparator_node: str = "features.relu5"
+    out_size: int | None = None       # generator output; None: the model's input size
+    width: int = 32                   # channels after the reshape (halving per upsampling)
+    fc_width: int = 256
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3                  # generator (cosine-decayed to 5% over the run)
+    lr_d: float = 2e-4
+    l_img: float = 1.0
+    l_feat: float = 1.0
+    l_adv: float = 0.01
+    d_pause: float = 0.1
+    d_width: int = 16
+    flip: bool = True
+    seed: int = 0
+
+
+class Discriminator(nn.Module):
+    """5 convolutions on the image, global average pooling, then 2 linear layers on
+    [image features, code]."""
+
+    def __init__(self, code_dim: int, width: int = 16):
+        super().__init__()
+        w = width
+        layers, prev = [], 3
+        for out, stride in ((w, 1), (2 * w, 2), (2 * w, 1), (4 * w, 2), (4 * w, 2)):
+            layers += [nn.Conv2d(prev, out, 3, stride, 1), nn.LeakyReLU(0.2)]
+            prev = out
+        self.convs = nn.Sequential(*layers)
+        self.fc1 = nn.Linear(prev + code_dim, 4 * w)
+        self.fc2 = nn.Linear(4 * w, 1)
+
+    def forward(self, image: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        h = self.convs(image).mean((2, 3))
+        h = F.leaky_relu(self.fc1(torch.cat([h, code], 1)), 0.2)
+        return self.fc2(h).squeeze(1)
+
+
+class GeneratorTrainer:
+    """One training step at a time; `state_dict` / `load_state_dict` for resuming."""
+
+    def __init__(self, model: nn.Module, spec: ModelSpec, cfg: GeneratorTrainConfig,
+                 total_steps: int, device: torch.device | str = "cpu"):
+        self.cfg, self.spec, self.device = cfg, spec, torch.device(device)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.encoder = extractor(model, [cfg.code_node, cfg.comparator_node]).to(self.device).eval()
+        self.comparator = extractor(model, [cfg.comparator_node]).to(self.device).eval()
+        self.mean = torch.tensor(spec.mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(spec.std, device=self.device).view(1, 3, 1, 1)
+        with torch.no_grad():
+            probe = self.encoder(torch.zeros(1, 3, spec.input_size, spec.input_size, device=self.device))
+        code_dim = probe[cfg.code_node].flatten(1).shape[1]
+        self.out_size = cfg.out_size or spec.input_size
+        gcfg = family_config(code_dim, self.out_size, cfg.width, cfg.fc_width)
+        self.G = DeePSiM(gcfg).init_weights(self.gen).to(self.device)
+        last = getattr(self.G, self.G.conv_names[-1])
+        with torch.no_grad():  # start from gray images rather than from large random ones
+            last.weight.mul_(0.1)
+            last.bias.fill_(0.5 if gcfg.output == "rgb01" else 0.0)
+        torch.manual_seed(cfg.seed)  # D's default init; G's init above is explicit
+        self.D = Discriminator(code_dim, cfg.d_width).to(self.device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
+        self.total_steps = max(1, total_steps)
+        self.step_count = 0
+        self.feat_var: float | None = None
+        self.d_updates = 0
+
+    def _normalize(self, x01: torch.Tensor) -> torch.Tensor:
+        return (center_crop(x01, self.spec.input_size) - self.mean) / self.std
+
+    @torch.no_grad()
+    def encode(self, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes (B, D) and comparator features of images (B, 3, out, out) in 0..1."""
+        out = self.encoder(self._normalize(x01))
+        return out[self.cfg.code_node].flatten(1), out[self.cfg.comparator_node]
+
+    def reconstruct(self, x01: torch.Tensor) -> torch.Tensor:
+        code, _ = self.encode(x01)
+        return to_rgb01(self.G(code), self.G.cfg.output)
+
+    @torch.no_grad()
+    def reconstruction_loss(self, x01: torch.Tensor) -> float:
+        """Mean squared pixel error of G(E(x)) against x (0..1 units)."""
+        self.G.eval()
+        loss = F.mse_loss(self.reconstruct(x01), x01).item()
+        self.G.train()
+        return loss
+
+    def _lr_factor(self) -> float:
+        t = min(1.0, self.step_count / self.total_steps)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+
+    def step(self, x01: torch.Tensor) -> dict[str, float]:
+        cfg = self.cfg
+        x01 = x01.to(self.device)
+        code, feat_real = self.encode(x01)
+        if self.feat_var is None:
+            self.feat_var = float(feat_real.var().clamp(min=1e-8))
+        for group in self.opt_g.param_groups:
+            group["lr"] = cfg.lr * self._lr_factor()
+        fake = to_rgb01(self.G(code), self.G.cfg.output)
+        l_img = F.mse_loss(fake, x01)
+        feat_fake = self.comparator(self._normalize(fake))[cfg.comparator_node]
+        l_feat = F.mse_loss(feat_fake, feat_real) / self.feat_var
+        loss = cfg.l_img * l_img + cfg.l_feat * l_feat
+        l_adv = torch.zeros((), device=self.device)
+        if cfg.l_adv > 0:
+            for p in self.D.parameters():
+                p.requires_grad_(False)
+            l_adv = F.softplus(-self.D(fake, code)).mean()
+            loss = loss + cfg.l_adv * l_adv
+            for p in self.D.parameters():
+                p.requires_grad_(True)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        l_d = torch.zeros(())
+        if cfg.l_adv > 0:
+            l_d = F.softplus(-self.D(x01, code)).mean() + F.softplus(self.D(fake.detach(), code)).mean()
+            if l_d.item() >= cfg.d_pause * l_adv.item():  # pause D while it is far ahead
+                self.opt_d.zero_grad(set_to_none=True)
+                l_d.backward()
+                self.opt_d.step()
+                self.d_updates += 1
+        self.step_count += 1
+        return {"loss": loss.item(), "img": l_img.item(), "feat": l_feat.item(), "adv": l_adv.item(),
+                "d": l_d.item()}
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(), "step": self.step_count, "feat_var": self.feat_var,
+                "d_updates": self.d_updates, "rng": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step_count, self.feat_var = int(state["step"]), state["feat_var"]
+        self.d_updates = int(state.get("d_updates", 0))
+        self.gen.set_state(state["rng"])
+
+
+def to_tensor01(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in 0..1."""
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def sample_sheet(path: Path, real01: torch.Tensor, fake01: torch.Tensor, scale: int = 3) -> None:
+    """PNG: real images on the top row, their reconstructions below."""
+    def row(t: torch.Tensor) -> np.ndarray:
+        a = (t.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        return np.concatenate(list(a), axis=1)
+    sheet = np.concatenate([row(real01), row(fake01)], axis=0)
+    img = Image.fromarray(sheet)
+    img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(path)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def train_generator(model: nn.Module, spec: ModelSpec, train_pixels: np.ndarray, held_pixels: np.ndarray,
+                    cfg: GeneratorTrainConfig, out: Path, work_dir: Path, encoder_info: dict,
+                    resume: bool = True, device: torch.device | str = "cpu",
+                    log: Callable[[str], None] = print) -> GeneratorBundle:
+    """Train on uint8 images (N, S, S, 3) at the generator's output size; write `out`.
+
+    `work_dir` holds checkpoint.pt (one per epoch, reused when `resume`), samples/epoch_NN.png
+    and history.json."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "samples").mkdir(exist_ok=True)
+    steps_per_epoch = max(1, len(train_pixels) // cfg.batch_size)
+    trainer = GeneratorTrainer(model, spec, cfg, cfg.epochs * steps_per_epoch, device)
+    ckpt = work_dir / "checkpoint.pt"
+    history: list[dict] = []
+    start_epoch = 0
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        saved = {k: v for k, v in state.get("config", {}).items() if k != "epochs"}
+        if saved != {k: v for k, v in asdict(cfg).items() if k != "epochs"}:
+            raise ValueError(f"{ckpt} was made with other settings (only epochs may change); "
+                             "pass --no-resume or another --work-dir")
+        trainer.load_state_dict(state["trainer"])
+        history, start_epoch = state["history"], state["epoch"]
+        log(f"resuming from {ckpt} at epoch {start_epoch}")
+    data = to_tensor01(train_pixels)
+    held = to_tensor01(held_pixels).to(trainer.device)
+    sheet_real = held[:16]
+    t0 = time.time()
+    for epoch in range(start_epoch, cfg.epochs):
+        perm = torch.randperm(len(data), generator=trainer.gen)
+        bar = tqdm(range(steps_per_epoch), desc=f"generator epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+        run: dict[str, float] = {}
+        for s in bar:
+            x = data[perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
+            if cfg.flip:
+                flip = torch.rand(len(x), generator=trainer.gen) < 0.5
+                x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            losses = trainer.step(x)
+            run = {k: (0.95 * run[k] + 0.05 * v) if k in run else v for k, v in losses.items()}
+            bar.set_postfix(img=f"{run['img']:.4f}", feat=f"{run['feat']:.3f}", adv=f"{run['adv']:.2f}")
+        rec = float(np.mean([trainer.reconstruction_loss(held[i:i + 256]) for i in range(0, len(held), 256)]))
+        history.append({"epoch": epoch + 1, **{k: round(v, 5) for k, v in run.items()},
+                        "held_out_mse": round(rec, 5), "d_updates": trainer.d_updates,
+                        "seconds": round(time.time() - t0, 1)})
+        log(f"epoch {epoch + 1}: held-out reconstruction MSE {rec:.5f} (train img {run['img']:.5f}, "
+            f"feat {run['feat']:.4f}, adv {run['adv']:.3f}, D updates {trainer.d_updates})")
+        trainer.G.eval()
+        with torch.no_grad():
+            sample_sheet(work_dir / "samples" / f"epoch_{epoch + 1:02d}.png", sheet_real,
+                         trainer.reconstruct(sheet_real))
+        trainer.G.train()
+        _save_atomic({"trainer": trainer.state_dict(), "history": history, "epoch": epoch + 1,
+                      "config": asdict(cfg)}, ckpt)
+    trainer.G.eval()
+    codes = torch.cat([trainer.encode(data[i:i + 512].to(trainer.device))[0].cpu()
+                       for i in range(0, len(data), 512)])
+    stats = CodeStats.from_codes(codes, source=f"{len(data)} training images")
+    net = DeePSiM(trainer.G.cfg)
+    net.load_state_dict({k: v.cpu() for k, v in trainer.G.state_dict().items()})
+    net.eval().requires_grad_(False)
+    bundle = GeneratorBundle(net, stats, {**encoder_info, "code_node": cfg.code_node,
+                                          "comparator_node": cfg.comparator_node,
+                                          "input_size": spec.input_size},
+                             {"train_config": asdict(cfg), "history": history, "train_images": len(data),
+                              "held_out_mse": history[-1]["held_out_mse"] if history else None})
+    save_generator(out, bundle)
+    log(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return bundle
+

@@ -1,0 +1,71 @@
+"""Generator training: the losses go down, checkpoints resume, the file carries its statistics."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from atlas.data import world
+from atlas.models.checkpoint import prepare_for_probing
+from atlas.models.spec import get_spec
+from atlas.models.worldnet import WorldNet
+from atlas.priors.genfile import load_generator
+from atlas.train.generator import GeneratorTrainConfig, GeneratorTrainer, to_tensor01, train_generator
+
+
+@pytest.fixture(scope="module")
+def parts():
+    torch.manual_seed(0)
+    model = prepare_for_probing(WorldNet(width=4, fc=16))
+    pixels = np.stack([world.render(1, i, 32)[0] for i in range(48)])
+    return model, get_spec("worldnet"), pixels
+
+
+def _cfg(**kw) -> GeneratorTrainConfig:
+    base = dict(width=8, fc_width=32, batch_size=16, lr=3e-3, l_adv=0.01, d_width=4, epochs=1)
+    base.update(kw)
+    return GeneratorTrainConfig(**base)
+
+
+def test_few_steps_lower_reconstruction_loss(parts):
+    model, spec, pixels = parts
+    trainer = GeneratorTrainer(model, spec, _cfg(l_feat=0.1), total_steps=40)
+    x = to_tensor01(pixels[:16])
+    before = trainer.reconstruction_loss(x)
+    for _ in range(40):
+        losses = trainer.step(x)
+    after = trainer.reconstruction_loss(x)
+    assert after < 0.93 * before
+    assert set(losses) == {"loss", "img", "feat", "adv", "d"} and trainer.d_updates > 0
+
+
+def test_feature_loss_uses_comparator(parts):
+    model, spec, pixels = parts
+    trainer = GeneratorTrainer(model, spec, _cfg(l_img=0.0, l_feat=1.0, l_adv=0.0), total_steps=30)
+    x = to_tensor01(pixels[:16])
+    first = trainer.step(x)["feat"]
+    for _ in range(30):
+        last = trainer.step(x)["feat"]
+    assert last < first and trainer.d_updates == 0
+
+
+def test_train_resume_and_file(parts, tmp_path):
+    model, spec, pixels = parts
+    out, work = tmp_path / "g.pt", tmp_path / "work"
+    enc = {"model": "worldnet", "weights": "test"}
+    train_generator(model, spec, pixels[:32], pixels[32:], _cfg(epochs=1), out, work, enc, log=lambda s: None)
+    assert (work / "samples" / "epoch_01.png").is_file() and (work / "checkpoint.pt").is_file()
+    messages = []
+    bundle = train_generator(model, spec, pixels[:32], pixels[32:], _cfg(epochs=2), out, work, enc,
+                             log=messages.append)
+    assert any("resuming" in m and "epoch 1" in m for m in messages)
+    assert [h["epoch"] for h in bundle.meta["history"]] == [1, 2]
+    assert (work / "samples" / "epoch_02.png").is_file()
+    with pytest.raises(ValueError, match="other settings"):
+        train_generator(model, spec, pixels[:32], pixels[32:], _cfg(epochs=3, lr=1e-4), out, work, enc,
+                        log=lambda s: None)
+    loaded = load_generator(out)
+    assert loaded.encoder["code_node"] == "classifier.relu6" and loaded.encoder["model"] == "worldnet"
+    assert loaded.code_dim == 16 and loaded.stats.mean is not None and loaded.cfg.out_size == 32
+    torch.testing.assert_close(loaded.stats.ub, loaded.stats.mean + 3 * loaded.stats.std)
+    json.dumps(loaded.meta["history"])  # plain data
