@@ -2,8 +2,8 @@
 list of Stages; entries are called in order, after the ones before them have run."""
 from __future__ import annotations
 
-from atlas.stages import dataset, topk
+from atlas.stages import dataset, evidence, topk
 
 
 def factories(ctx) -> list:
-    return [dataset.make, topk.make]
+    return [dataset.make, topk.make, evidence.make]
