@@ -41,38 +41,47 @@ def values_to_keep(images: int, positions: int, quantile: float) -> int:
     return max(1, math.ceil(quantile * images * positions))
 
 
-def one_hot(masks: torch.Tensor, sizes: list[int]) -> torch.Tensor:
-    """Id maps (B, kinds, H, W) -> concept masks (B, sum(sizes), H, W) bool."""
-    parts = []
+def concept_onehot(masks: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """Id maps (B, kinds, H, W), -1 for none -> concept indicators (B, H*W, K + 1) float; the
+    last column is all ones (so one product also counts each unit's active pixels)."""
+    b, kinds = masks.shape[:2]
+    ids = masks.reshape(b, kinds, -1).long()
+    out = torch.zeros(b, ids.shape[-1], sum(sizes) + 1)
+    out[..., -1] = 1
+    offset = 0
     for kind, n in enumerate(sizes):
-        ids = masks[:, kind].long()
-        parts.append(ids.unsqueeze(1) == torch.arange(n, device=masks.device).view(1, n, 1, 1))
-    return torch.cat(parts, dim=1)
+        present = ids[:, kind] >= 0
+        idx = torch.where(present, ids[:, kind] + offset, torch.zeros_like(ids[:, kind]))
+        out.scatter_add_(2, idx.unsqueeze(-1), present.unsqueeze(-1).float())
+        offset += n
+    return out
 
 
 class IoUCounter:
-    """Sums |A and M|, |A| and |M| over the data set for every (unit, concept)."""
+    """Sums |A and M| and |A| over the data set for every (unit, concept) of one layer.
+
+    Intersections are one batched matrix product of the thresholded maps (B, C, P) with
+    the concept indicators (B, P, K)."""
 
     def __init__(self, thresholds: torch.Tensor, concepts: int):
         self.thr = thresholds.float()
-        units = len(thresholds)
-        dev = thresholds.device
+        units, dev = len(thresholds), thresholds.device
         self.inter = torch.zeros(units, concepts, dtype=torch.float64, device=dev)
         self.act_area = torch.zeros(units, dtype=torch.float64, device=dev)
-        self.mask_area = torch.zeros(concepts, dtype=torch.float64, device=dev)
 
-    def update(self, act: torch.Tensor, concept_masks: torch.Tensor) -> None:
-        """act (B, C, h, w); concept_masks (B, K, H, W) bool."""
-        size = concept_masks.shape[-1]
-        up = upsample(torch.nan_to_num(act.float(), nan=-torch.inf), size) if act.shape[-1] != size else act.float()
-        a = (up > self.thr.view(1, -1, 1, 1)).flatten(2).float()          # (B, C, P)
-        m = concept_masks.flatten(2).float()                               # (B, K, P)
-        self.inter += torch.einsum("bcp,bkp->ck", a, m).double()
-        self.act_area += a.sum(dim=(0, 2)).double()
-        self.mask_area += m.sum(dim=(0, 2)).double()
+    def update(self, act: torch.Tensor, onehot: torch.Tensor) -> None:
+        """act (B, C, h, w); onehot: `concept_onehot` of the batch's (square) masks.
+        NaN activations never pass the threshold."""
+        size = math.isqrt(onehot.shape[1])
+        act = act.float()
+        up = upsample(act, size) if act.shape[-2:] != (size, size) else act
+        a = (up > self.thr.view(1, -1, 1, 1)).flatten(2).float()            # (B, C, P)
+        counts = torch.bmm(a, onehot.to(a.device)).sum(dim=0).double()      # (C, K + 1)
+        self.inter += counts[:, :-1]
+        self.act_area += counts[:, -1]
 
-    def iou(self) -> np.ndarray:
-        union = self.act_area[:, None] + self.mask_area[None, :] - self.inter
+    def iou(self, mask_area: torch.Tensor) -> np.ndarray:
+        union = self.act_area[:, None] + mask_area.to(self.inter.device)[None, :] - self.inter
         return torch.where(union > 0, self.inter / union.clamp_min(1), torch.zeros_like(union)).cpu().numpy()
 
 
@@ -80,9 +89,12 @@ def dissect(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], thresholds: to
             sizes: list[int]) -> np.ndarray:
     """IoU (C, K) of every unit with every concept over (activations, id masks) batches."""
     counter = IoUCounter(thresholds, sum(sizes))
+    area = torch.zeros(sum(sizes), dtype=torch.float64)
     for act, masks in batches:
-        counter.update(act, one_hot(masks.to(act.device), sizes))
-    return counter.iou()
+        onehot = concept_onehot(masks, sizes)
+        counter.update(act, onehot)
+        area += onehot[..., :-1].sum(dim=(0, 1)).double()
+    return counter.iou(area)
 
 
 def concept_labels(iou: np.ndarray, concept_names: list[str], min_iou: float) -> list[dict]:

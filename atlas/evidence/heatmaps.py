@@ -12,12 +12,19 @@ import torch
 import torch.nn.functional as F
 
 
+def interpolation_matrix(n: int, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(size, n): 1-D linear interpolation with half-pixel centres (PyTorch's align_corners=False)."""
+    eye = torch.eye(n, device=device).view(n, 1, n)
+    return F.interpolate(eye, size=size, mode="linear", align_corners=False)[:, 0].T.contiguous()
+
+
 def upsample(maps: torch.Tensor, size: int) -> torch.Tensor:
-    """(..., h, w) -> (..., size, size), bilinear, half-pixel centres."""
-    lead = maps.shape[:-2]
-    flat = maps.reshape(-1, 1, *maps.shape[-2:]).float()
-    out = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False)
-    return out.reshape(*lead, size, size)
+    """(..., h, w) -> (..., size, size), bilinear with half-pixel centres, as F.interpolate
+    computes it, written as two small matrix products (several times faster on a CPU)."""
+    h, w = maps.shape[-2:]
+    rows = interpolation_matrix(h, size, maps.device)
+    cols = interpolation_matrix(w, size, maps.device)
+    return rows @ maps.float() @ cols.T
 
 
 def unit_scale(maps: np.ndarray) -> np.ndarray:

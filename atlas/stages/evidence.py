@@ -12,7 +12,6 @@ over the unique top images (cheap), each layer gets:
 """
 from __future__ import annotations
 
-import math
 import time
 from functools import partial
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from atlas.evidence.dissect import RunningTopValues, concept_labels, dissect, values_to_keep
+from atlas.evidence.dissect import concept_labels
 from atlas.evidence.heatmaps import overlay, saliency, unit_scale, upsample
 from atlas.evidence.images import display_batches, model_input, thumbs
 from atlas.evidence.labels import class_labels, top_class_labels
@@ -29,32 +28,32 @@ from atlas.evidence.receptive_field import VERSION as RF_VERSION
 from atlas.evidence.receptive_field import ReceptiveField, receptive_fields
 from atlas.evidence.stats import unit_statistics
 from atlas.models.layers import LayerInfo, extractor, node_names
-from atlas.stages import concepts
+from atlas.stages import concepts, dissect
 from atlas.stages.base import Stage
 from atlas.stages.store import read_json, write_json
 
 VERSION = 1
-MAX_THRESHOLD_VALUES = 200_000    # per unit; past it the quantile comes from an even subsample of images
-CACHE_BYTES = 256 << 20           # keep a layer's activations between the two NetDissect passes up to this
 
 
 def make(ctx) -> list[Stage]:
-    """The concepts stage (when the data has masks), then one evidence stage per layer."""
+    """The concepts and dissect stages (when the data has masks), then one evidence stage per layer."""
     stages: list[Stage] = []
     deps: tuple[str, ...] = ("dataset", "topk")
     with_concepts = concepts.available(ctx)
     if with_concepts:
         stages.append(concepts.make(ctx))
-        deps += ("concepts",)
+        dissection = dissect.make(ctx)
+        stages += dissection
+        deps += ("concepts",) + tuple(s.name for s in dissection)
     output = node_names(ctx.model)[-1]
     fields = receptive_fields(ctx.model, ctx.spec.input_size, ctx.layer_names())
     cfg = ctx.cfg
     for layer in ctx.layers:
-        dissected = with_concepts and layer.kind == "conv" and layer.name != output
+        dissected = with_concepts and layer.kind == "conv"
         params = {**ctx.model_params(), "layer": layer.name, "k": cfg.topk, "patch_size": cfg.patch_size,
                   "bins": cfg.hist_bins, "rf_version": RF_VERSION, "output": layer.name == output,
                   "model_classes": list(ctx.spec.class_names or []),
-                  "dissect": {"quantile": cfg.dissect_quantile, "min_iou": cfg.dissect_iou} if dissected else None,
+                  "dissect": {"min_iou": cfg.dissect_iou} if dissected else None,
                   "fc_heatmaps": cfg.fc_heatmaps if layer.kind == "fc" else None}
         fn = partial(run, layer=layer, rf=fields[layer.name], is_output=layer.name == output, dissected=dissected)
         stages.append(Stage(f"evidence/{layer.name}", VERSION, params, fn, deps))
@@ -83,12 +82,14 @@ def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_outpu
     heat_kind = top_images(ctx, layer, rf, ids, boxes, size, out)
     seconds["patches_heatmaps"] = time.time() - t0
 
-    t0 = time.time()
     iou, dissect_info = None, None
     if dissected:
-        iou, dissect_info = dissect_layer(ctx, layer)
-        np.save(out / "iou.npy", iou.astype(np.float32))
-        seconds["dissect"] = time.time() - t0
+        ddir = ctx.store.stage_dir("dissect")
+        iou = np.load(ddir / layer.name / "iou.npy")
+        np.save(out / "iou.npy", iou)
+        meta = read_json(ddir / "meta.json")
+        dissect_info = {"concepts": meta["concepts"], "quantile": meta["quantile"], "min_iou": ctx.cfg.dissect_iou,
+                        "mask_size": meta["mask_size"], **meta["layers"][layer.name]}
     unit_labels = None
     if is_output:
         unit_labels = class_labels(layer.units, list(ctx.spec.class_names or []), class_names, labels, ids)
@@ -164,40 +165,3 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
     heatmaps.flush()
     del patches, heatmaps
     return kind
-
-
-def dissect_layer(ctx, layer: LayerInfo) -> tuple[np.ndarray, dict]:
-    """NetDissect IoU (C, K) of a conv layer over all images, and how it was computed."""
-    cdir = ctx.store.stage_dir("concepts")
-    masks = np.load(cdir / "masks.npy", mmap_mode="r")
-    spec = read_json(cdir / "concepts.json")
-    sizes = [len(spec["names"][kind]) for kind in spec["kinds"]]
-    n, q = masks.shape[0], ctx.cfg.dissect_quantile
-    positions = layer.shape[1] * layer.shape[2]
-    all_ids = np.arange(n)
-    quantile_ids = all_ids
-    if values_to_keep(n, positions, q) > MAX_THRESHOLD_VALUES:
-        m = max(1, math.floor(MAX_THRESHOLD_VALUES / (q * positions)))
-        quantile_ids = np.unique(np.linspace(0, n - 1, m).round().astype(np.int64))
-    net = extractor(ctx.model, [layer.name])
-    bs = ctx.cfg.batch_size
-
-    def activations(which: np.ndarray):
-        with torch.inference_mode():
-            for batch_ids, images in display_batches(ctx, which, bs):
-                yield batch_ids, net(model_input(ctx.spec, images, ctx.device))[layer.name].float()
-
-    running = RunningTopValues(layer.units, values_to_keep(len(quantile_ids), positions, q), ctx.device)
-    keep = len(quantile_ids) == n and n * layer.units * positions * 4 <= CACHE_BYTES
-    cache = []
-    for batch_ids, act in activations(quantile_ids):
-        running.update(act)
-        if keep:
-            cache.append((batch_ids, act.cpu()))
-    thresholds = running.thresholds()
-    source = cache if keep else activations(all_ids)
-    iou = dissect(((act.to(ctx.device), torch.from_numpy(np.asarray(masks[batch_ids])))
-                   for batch_ids, act in source), thresholds, sizes)
-    return iou, {"concepts": spec["concepts"], "quantile": q, "min_iou": ctx.cfg.dissect_iou,
-                 "threshold_images": int(len(quantile_ids)), "exact_threshold": bool(len(quantile_ids) == n),
-                 "mask_size": int(masks.shape[-1])}

@@ -2,8 +2,8 @@
 list of Stages; entries are called in order, after the ones before them have run."""
 from __future__ import annotations
 
-from atlas.stages import dataset, evidence, topk
+from atlas.stages import dataset, evidence, maps, topk
 
 
 def factories(ctx) -> list:
-    return [dataset.make, topk.make, evidence.make]
+    return [dataset.make, topk.make, evidence.make, maps.make]
