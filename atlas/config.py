@@ -64,6 +64,14 @@ class Config:
     neighbors: int = 10
     tsne_perplexity: float = 30.0
     seed: int = 0
+    # evidence and maps, details (atlas/evidence, atlas/maps)
+    patch_size: int | None = None       # patch side in px; None: the layer's receptive field, clipped to 16..64
+    hist_bins: int = 30                 # bins of each unit's activation histogram
+    dissect_quantile: float = 0.005     # NetDissect: a unit's top quantile of activation values
+    dissect_iou: float = 0.04           # NetDissect: least IoU for a concept label
+    fc_heatmaps: bool = True            # fc units' heatmaps: input-gradient saliency (false: plain images)
+    umap_neighbors: int = 15
+    exact_neighbors_max: int = 1_000_000  # past this many images the neighbour index is approximate (HNSW)
     # site
     title: str | None = None
 
@@ -141,8 +149,6 @@ def validate(cfg: Config, origin: str = "config") -> None:
             raise ConfigError(f"{origin}: {key!r} must be at least 1, got {getattr(cfg, key)!r}")
     if cfg.workers < 0:
         raise ConfigError(f"{origin}: 'workers' must be >= 0, got {cfg.workers!r}")
-    if not cfg.tsne_perplexity > 0:
-        raise ConfigError(f"{origin}: 'tsne_perplexity' must be > 0, got {cfg.tsne_perplexity!r}")
     for key in ("dgn_lr_start", "dgn_lr_end", "tsne_perplexity"):
         if not math.isfinite(getattr(cfg, key)):
             raise ConfigError(f"{origin}: {key!r} must be a finite number, got {getattr(cfg, key)!r}")
@@ -155,6 +161,22 @@ def validate(cfg: Config, origin: str = "config") -> None:
     for p in cfg.layers:
         if not p.strip():
             raise ConfigError(f"{origin}: 'layers' has an empty name")
+    _validate_evidence(cfg, origin)
+
+
+def _validate_evidence(cfg: Config, origin: str) -> None:
+    for key in ("hist_bins", "umap_neighbors", "exact_neighbors_max"):
+        if getattr(cfg, key) < (2 if key == "umap_neighbors" else 1):
+            raise ConfigError(f"{origin}: {key!r} must be at least {2 if key == 'umap_neighbors' else 1}, "
+                              f"got {getattr(cfg, key)!r}")
+    if cfg.patch_size is not None and not 4 <= cfg.patch_size <= 512:
+        raise ConfigError(f"{origin}: 'patch_size' must be 4..512 or unset, got {cfg.patch_size!r}")
+    if not 0 < cfg.dissect_quantile < 1:
+        raise ConfigError(f"{origin}: 'dissect_quantile' must be in (0, 1), got {cfg.dissect_quantile!r}")
+    if not 0 <= cfg.dissect_iou < 1:
+        raise ConfigError(f"{origin}: 'dissect_iou' must be in [0, 1), got {cfg.dissect_iou!r}")
+    if cfg.tsne_perplexity <= 0:
+        raise ConfigError(f"{origin}: 'tsne_perplexity' must be positive, got {cfg.tsne_perplexity!r}")
 
 
 def load_toml(path: str | Path) -> dict:

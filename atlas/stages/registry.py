@@ -2,8 +2,8 @@
 list of Stages; entries are called in order, after the ones before them have run."""
 from __future__ import annotations
 
-from atlas.stages import dataset, featvis, topk
+from atlas.stages import dataset, evidence, featvis, maps, topk
 
 
 def factories(ctx) -> list:
-    return [dataset.make, topk.make, featvis.make]
+    return [dataset.make, topk.make, featvis.make, evidence.make, maps.make]

@@ -1,0 +1,44 @@
+"""Images for the evidence passes: display pixels (what the model sees, as uint8) and the
+matching model input.
+
+When the dataset stage's thumbnails are already at the model's input size (the world,
+CIFAR), they are exactly the display images, so no file is decoded again; otherwise the
+images are loaded through the source with the model's geometric preprocessing.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from atlas.data.loader import display_transform, make_loader
+from atlas.models.spec import ModelSpec
+
+
+def thumbs(ctx) -> np.ndarray:
+    """The dataset stage's thumbnails (N, t, t, 3), memory-mapped."""
+    return np.load(ctx.store.stage_dir("dataset") / "thumbs.npy", mmap_mode="r")
+
+
+def display_batches(ctx, ids: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """(ids, uint8 images (B, 3, S, S) at the model's input size S), in the order of `ids`."""
+    ids = np.asarray(ids, dtype=np.int64)
+    small = thumbs(ctx)
+    if small.shape[1] == ctx.spec.input_size:
+        for start in range(0, len(ids), batch_size):
+            part = ids[start:start + batch_size]
+            yield part, torch.from_numpy(np.ascontiguousarray(small[part])).permute(0, 3, 1, 2)
+        return
+    loader = make_loader(ctx.source, display_transform(ctx.spec), batch_size, ctx.cfg.workers, ids=ids)
+    for x, part in loader:
+        yield part.numpy(), x
+
+
+def model_input(spec: ModelSpec, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, 3, S, S) display images -> the normalized float input the model expects
+    (identical to the loader's `model_transform`, whose geometry display images already have)."""
+    x = images.to(device, non_blocking=True).float().div_(255)
+    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
+    return (x - mean) / std

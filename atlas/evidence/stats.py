@@ -1,0 +1,85 @@
+"""Unit statistics over the data set, from each image's unit maximum (`maxact.npy`).
+
+For a conv unit the per-image value is its spatial maximum (what the top-k ranks by), for
+an fc unit its activation. Non-finite values are counted (`nonfinite`) and left out.
+
+Selectivity is the class selectivity index of Morcos et al. (2018),
+`(mu_max - mu_rest) / (mu_max + mu_rest)`, where `mu_max` is the largest class mean and
+`mu_rest` the mean of the other class means, computed on the per-image values passed
+through a ReLU (negative values never reach the next layer). 0: the unit responds to
+every class alike; 1: only to one class. It is None without at least two labelled classes.
+
+A unit is dead when its value never changes over the data set (e.g. a ReLU that is always
+zero), or when it has no finite value at all.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+CHUNK_VALUES = 1 << 25  # floats read from maxact at a time
+
+
+def top_classes(ids: np.ndarray, labels: np.ndarray, class_names: list[str]) -> list[list]:
+    """[[name, share], ...] of the classes among `ids` (labelled images only), by share."""
+    known = [int(v) for v in labels[ids] if 0 <= v < len(class_names)]
+    if not known:
+        return []
+    counts = Counter(known)
+    return [[class_names[c], round(n / len(ids), 4)]
+            for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def selectivity(values: np.ndarray, labels: np.ndarray, n_classes: int) -> float | None:
+    """Class selectivity index of one unit (see the module docstring)."""
+    ok = np.isfinite(values) & (labels >= 0) & (labels < n_classes)
+    if not ok.any():
+        return None
+    v, lab = np.maximum(values[ok], 0).astype(np.float64), labels[ok]
+    sums = np.bincount(lab, weights=v, minlength=n_classes)
+    counts = np.bincount(lab, minlength=n_classes)
+    present = counts > 0
+    if present.sum() < 2:
+        return None
+    means = sums[present] / counts[present]
+    best = int(np.argmax(means))
+    rest = float(np.delete(means, best).mean())
+    total = means[best] + rest
+    return float((means[best] - rest) / total) if total > 0 else 0.0
+
+
+def unit_statistics(maxact: np.ndarray, labels: np.ndarray, class_names: list[str], top_ids: np.ndarray,
+                    bins: int) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """stats rows, histogram counts (C, bins) int64 and edges (C, bins + 1) float32."""
+    n, units = maxact.shape
+    hist = np.zeros((units, bins), dtype=np.int64)
+    edges = np.zeros((units, bins + 1), dtype=np.float32)
+    rows: list[dict] = []
+    step = max(1, CHUNK_VALUES // max(n, 1))
+    for start in range(0, units, step):
+        block = np.asarray(maxact[:, start:start + step], dtype=np.float32)
+        for j in range(block.shape[1]):
+            u = start + j
+            col = block[:, j]
+            finite = np.isfinite(col)
+            v = col[finite].astype(np.float64)
+            row = {"unit": u, "nonfinite": int((~finite).sum()), "top_classes": top_classes(top_ids[u], labels, class_names),
+                   "selectivity": selectivity(col, labels, len(class_names))}
+            if len(v) == 0:
+                row.update(mean=None, std=None, max=None, min=None, dead=True)
+                edges[u] = np.arange(bins + 1, dtype=np.float32)
+            else:
+                lo, hi = float(v.min()), float(v.max())
+                row.update(mean=float(v.mean()), std=float(v.std()), max=hi, min=lo,
+                           dead=bool(hi - lo <= 1e-6 * max(1.0, abs(hi))),
+                           positive_share=float((v > 0).mean()))
+                if hi <= lo:
+                    lo, hi = lo - 0.5, hi + 0.5
+                e = np.linspace(lo, hi, bins + 1)
+                hist[u] = np.histogram(v, bins=e)[0]
+                edges[u] = e.astype(np.float32)
+            if row["selectivity"] is not None:
+                row["selectivity"] = round(row["selectivity"], 6)
+            rows.append(row)
+    return rows, hist, edges

@@ -1,0 +1,116 @@
+"""2-D maps of feature vectors: t-SNE (openTSNE), UMAP (umap-learn), PCA for small sets.
+
+All are seeded and single-threaded, so a seed gives the same map on every run. Both
+t-SNE and UMAP take their neighbour graph from the FAISS neighbours the maps stage has
+already computed (exact up to a million images), which also spares UMAP most of its
+numba compilation.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+PCA_BELOW = 24  # fewer points than this get a PCA map (t-SNE needs a neighbourhood)
+SMALL_SCHEDULE = {"early_exaggeration_iter": 125, "n_iter": 375}  # enough for a few thousand points
+
+
+def enable_umap_cache() -> int:
+    """Let numba keep umap-learn's compiled functions on disk.
+
+    umap-learn compiles its fuzzy-graph and layout functions on every new process (about
+    10-20 s on two cores, longer than the embedding of a few thousand points itself) because
+    most of them are not declared `cache=True`. Turning numba's cache on for them makes that
+    a one-time cost per installation. Returns how many functions were switched.
+    """
+    import umap.layouts
+    import umap.umap_
+    from numba.core.registry import CPUDispatcher
+    switched = 0
+    for module in (umap.umap_, umap.layouts):
+        for obj in vars(module).values():
+            if isinstance(obj, CPUDispatcher) and type(getattr(obj, "_cache", None)).__name__ == "NullCache":
+                try:
+                    obj.enable_caching()
+                    switched += 1
+                except Exception:  # noqa: BLE001 - no writable cache location: compile as usual
+                    pass
+    return switched
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """Projection on the first two principal axes, each axis' sign fixed (largest |value| > 0)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.zeros((len(x), 2), np.float32)
+    if len(x) < 2:
+        return out
+    c = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(c, full_matrices=False)
+    proj = u[:, :2] * s[:2]
+    for j in range(proj.shape[1]):
+        if proj[np.argmax(np.abs(proj[:, j])), j] < 0:
+            proj[:, j] = -proj[:, j]
+    out[:, :proj.shape[1]] = proj
+    return out
+
+
+def tsne_perplexity(n: int, wanted: float) -> float:
+    """openTSNE needs about 3 * perplexity neighbours."""
+    return float(max(1.0, min(wanted, (n - 1) / 3)))
+
+
+def tsne_2d(x: np.ndarray, perplexity: float, seed: int, knn: tuple[np.ndarray, np.ndarray] | None = None,
+            schedule: dict | None = None) -> np.ndarray:
+    """openTSNE map. `knn`: (ids, distances) of at least 3*perplexity neighbours, self excluded.
+    `schedule`: iteration counts (default openTSNE's 250 exaggerated + 500)."""
+    from openTSNE import TSNE, affinity
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+    n = len(x)
+    if n < PCA_BELOW:
+        return pca_2d(x)
+    p = tsne_perplexity(n, perplexity)
+    k = min(n - 1, int(3 * p))
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if knn is not None and knn[0].shape[1] >= k:
+        aff = affinity.PerplexityBasedNN(perplexity=p, random_state=seed, n_jobs=1,
+                                         knn_index=PrecomputedNeighbors(knn[0][:, :k], knn[1][:, :k].astype(np.float64)))
+    else:
+        aff = affinity.PerplexityBasedNN(x, perplexity=p, method="exact" if n < 2000 else "annoy",
+                                         random_state=seed, n_jobs=1)
+    method = "bh" if n < 10_000 else "fft"
+    emb = TSNE(n_jobs=1, random_state=seed, negative_gradient_method=method, **(schedule or {})).fit(
+        affinities=aff, initialization=_pca_init(x))
+    return np.asarray(emb, dtype=np.float32)
+
+
+def _pca_init(x: np.ndarray) -> np.ndarray:
+    """openTSNE's recommended initialization: PCA scaled to a standard deviation of 1e-4."""
+    init = pca_2d(x).astype(np.float64)
+    return init / max(float(np.std(init[:, 0])), 1e-12) * 1e-4
+
+
+def umap_2d(x: np.ndarray, n_neighbors: int, seed: int, knn: tuple[np.ndarray, np.ndarray] | None = None,
+            n_epochs: int = 200) -> np.ndarray:
+    """UMAP map. `knn`: (ids, distances) of at least n_neighbors - 1 neighbours, self excluded."""
+    n = len(x)
+    if n < PCA_BELOW:
+        return pca_2d(x)
+    nn_ = max(2, min(n_neighbors, n - 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state" and numba notices
+        import umap
+        enable_umap_cache()
+        kwargs = {}
+        if knn is not None and knn[0].shape[1] >= nn_ - 1:
+            ids = np.concatenate([np.arange(n)[:, None], knn[0][:, :nn_ - 1]], axis=1)
+            dist = np.concatenate([np.zeros((n, 1), np.float32), knn[1][:, :nn_ - 1]], axis=1)
+            kwargs["precomputed_knn"] = (ids, dist)
+        model = umap.UMAP(n_components=2, n_neighbors=nn_, random_state=seed, n_epochs=n_epochs,
+                          init="spectral" if n > nn_ + 2 else "random", **kwargs)
+        return np.asarray(model.fit_transform(np.asarray(x, dtype=np.float32)), dtype=np.float32)
+
+
+def small_map(x: np.ndarray, seed: int, perplexity: float = 30.0) -> np.ndarray:
+    """A map of a few hundred points (e.g. the units of a layer): PCA below 24, else t-SNE
+    with a shorter schedule."""
+    return pca_2d(x) if len(x) < PCA_BELOW else tsne_2d(x, perplexity, seed, schedule=SMALL_SCHEDULE)

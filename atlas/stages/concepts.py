@@ -1,0 +1,65 @@
+"""Stage `concepts`: per-pixel concept id maps of every image, for NetDissect labels.
+
+Only sources that draw their own masks (the embedded world) have it. Maps are brought into
+the frame of the dataset thumbnails (the model's resize and centre crop, then the thumbnail
+size, nearest neighbour), so they line up with what the model saw.
+
+`stages/concepts/`: `masks.npy` int8 (N, kinds, t, t), -1 where no concept of that kind;
+`concepts.json`: `{kinds: [kind...], names: {kind: [name...]}, concepts: ['kind:name'...]}`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from atlas.data import world
+from atlas.stages.base import Stage
+from atlas.stages.dataset import thumb_size
+from atlas.stages.store import write_json
+
+VERSION = 1
+KINDS = {"shape": world.SHAPES, "color": world.COLORS, "texture": world.TEXTURES}
+
+
+def available(ctx) -> bool:
+    """True when the data source draws concept masks."""
+    return callable(getattr(ctx.source, "masks", None))
+
+
+def make(ctx) -> Stage:
+    params = {"source": ctx.source.name, "thumb": thumb_size(ctx), "input_size": ctx.spec.input_size,
+              "resize": ctx.spec.resize, "kinds": {k: list(v) for k, v in KINDS.items()}}
+    return Stage("concepts", VERSION, params, run, deps=("dataset",))
+
+
+def _nearest(n_in: int, n_out: int) -> np.ndarray:
+    """Source index of each output pixel under nearest-neighbour resizing (half-pixel centres)."""
+    return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.int64), n_in - 1)
+
+
+def to_model_frame(maps: np.ndarray, resize: int | None, input_size: int, thumb: int) -> np.ndarray:
+    """(kinds, H, W) id maps -> (kinds, thumb, thumb): resize the shorter side to `resize` (or
+    the input size), centre-crop the input size, then resize to the thumbnail; nearest neighbour."""
+    h, w = maps.shape[-2:]
+    side = resize or input_size
+    scale = side / min(h, w)
+    size = (max(side, round(h * scale)), max(side, round(w * scale)))
+    top, left = (size[0] - input_size) // 2, (size[1] - input_size) // 2
+    rows = _nearest(h, size[0])[top:top + input_size][_nearest(input_size, thumb)]
+    cols = _nearest(w, size[1])[left:left + input_size][_nearest(input_size, thumb)]
+    return maps[:, rows[:, None], cols[None, :]].astype(np.int8)
+
+
+def run(ctx, out: Path, key: str) -> dict:
+    src, t = ctx.source, thumb_size(ctx)
+    n = len(src)
+    masks = np.empty((n, len(KINDS), t, t), dtype=np.int8)
+    for i in tqdm(range(n), desc="concept masks", unit="img", mininterval=2):
+        m = src.masks(i)
+        masks[i] = to_model_frame(np.stack([m[k] for k in KINDS]), ctx.spec.resize, ctx.spec.input_size, t)
+    np.save(out / "masks.npy", masks)
+    write_json(out / "concepts.json", {"kinds": list(KINDS), "names": {k: list(v) for k, v in KINDS.items()},
+                                       "concepts": [f"{k}:{name}" for k, v in KINDS.items() for name in v]})
+    return {"images": n, "concepts": sum(len(v) for v in KINDS.values())}

@@ -1,0 +1,167 @@
+"""Stages `evidence/<layer>`, one per layer: what real images say about each unit.
+
+From the top-k lists and per-image maxima of the `topk` stage, and one more forward pass
+over the unique top images (cheap), each layer gets:
+- `patches.npy` uint8 (C, k, P, P, 3): top images cropped to the max location's receptive field
+- `heatmaps.npy` uint8 (C, k, t, t, 3): each top image (thumbnail size) with the unit's map
+- `boxes.npy` int32 (C, k, 4): the receptive-field box (y0, x0, y1, x1) in input pixels
+- `hist.npy` int64 (C, B), `hist_edges.npy` float32 (C, B + 1), `stats.json`
+- `labels.json`: class names (output layer), NetDissect concepts (conv layers on data with
+  concept masks, plus `iou.npy` float32 (C, K)), else the dominant class of the top images
+- `meta.json`: receptive field, patch and heatmap geometry, methods, timings.
+"""
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from atlas.evidence.dissect import concept_labels
+from atlas.evidence.heatmaps import overlay, saliency, unit_scale, upsample
+from atlas.evidence.images import display_batches, model_input, thumbs
+from atlas.evidence.labels import class_labels, top_class_labels
+from atlas.evidence.patches import crop_patch, patch_size
+from atlas.evidence.receptive_field import VERSION as RF_VERSION
+from atlas.evidence.receptive_field import ReceptiveField, receptive_fields
+from atlas.evidence.stats import unit_statistics
+from atlas.models.layers import LayerInfo, extractor, node_names
+from atlas.stages import concepts, dissect
+from atlas.stages.base import Stage
+from atlas.stages.store import read_json, write_json
+
+VERSION = 1
+
+
+def make(ctx) -> list[Stage]:
+    """The concepts and dissect stages (when the data has masks), then one evidence stage per layer."""
+    stages: list[Stage] = []
+    deps: tuple[str, ...] = ("dataset", "topk")
+    with_concepts = concepts.available(ctx)
+    if with_concepts:
+        stages.append(concepts.make(ctx))
+        dissection = dissect.make(ctx)
+        stages += dissection
+        deps += ("concepts",) + tuple(s.name for s in dissection)
+    output = node_names(ctx.model)[-1]
+    fields = receptive_fields(ctx.model, ctx.spec.input_size, ctx.layer_names())
+    cfg = ctx.cfg
+    for layer in ctx.layers:
+        dissected = with_concepts and layer.kind == "conv"
+        params = {**ctx.model_params(), "layer": layer.name, "k": cfg.topk, "patch_size": cfg.patch_size,
+                  "bins": cfg.hist_bins, "rf_version": RF_VERSION, "output": layer.name == output,
+                  "model_classes": list(ctx.spec.class_names or []),
+                  "dissect": {"min_iou": cfg.dissect_iou} if dissected else None,
+                  "fc_heatmaps": cfg.fc_heatmaps if layer.kind == "fc" else None}
+        fn = partial(run, layer=layer, rf=fields[layer.name], is_output=layer.name == output, dissected=dissected)
+        stages.append(Stage(f"evidence/{layer.name}", VERSION, params, fn, deps))
+    return stages
+
+
+def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_output: bool, dissected: bool) -> dict:
+    cfg, seconds = ctx.cfg, {}
+    top = ctx.store.stage_dir("topk") / layer.name
+    ids, pos = np.load(top / "ids.npy"), np.load(top / "pos.npy")
+    maxact = np.load(top / "maxact.npy", mmap_mode="r")
+    info = read_json(ctx.store.stage_dir("dataset") / "images.json")
+    labels = np.array([it["label"] for it in info["items"]], dtype=np.int64)
+    class_names = list(info["class_names"])
+
+    t0 = time.time()
+    rows, hist, edges = unit_statistics(maxact, labels, class_names, ids, cfg.hist_bins)
+    np.save(out / "hist.npy", hist)
+    np.save(out / "hist_edges.npy", edges)
+    seconds["stats"] = time.time() - t0
+
+    t0 = time.time()
+    size = patch_size(rf, cfg.patch_size)
+    boxes = rf.boxes(pos)
+    np.save(out / "boxes.npy", boxes)
+    heat_kind = top_images(ctx, layer, rf, ids, boxes, size, out)
+    seconds["patches_heatmaps"] = time.time() - t0
+
+    iou, dissect_info = None, None
+    if dissected:
+        ddir = ctx.store.stage_dir("dissect")
+        iou = np.load(ddir / layer.name / "iou.npy")
+        np.save(out / "iou.npy", iou)
+        meta = read_json(ddir / "meta.json")
+        dissect_info = {"concepts": meta["concepts"], "quantile": meta["quantile"], "min_iou": ctx.cfg.dissect_iou,
+                        "mask_size": meta["mask_size"], **meta["layers"][layer.name]}
+    unit_labels = None
+    if is_output:
+        unit_labels = class_labels(layer.units, list(ctx.spec.class_names or []), class_names, labels, ids)
+    if unit_labels is None and iou is not None:
+        unit_labels = concept_labels(iou, dissect_info["concepts"], cfg.dissect_iou)
+    if unit_labels is None:
+        unit_labels = top_class_labels(ids, labels, class_names)
+    write_json(out / "labels.json", unit_labels)
+    write_json(out / "stats.json", rows)
+    t = thumbs(ctx).shape[1]
+    write_json(out / "meta.json", {
+        "layer": layer.name, "alias": layer.alias, "kind": layer.kind, "shape": list(layer.shape),
+        "k": int(ids.shape[1]), "receptive_field": rf.summary(), "patch_size": size,
+        "patch_window": list(rf.size), "heatmap_size": t, "heatmap": heat_kind, "bins": cfg.hist_bins,
+        "label_method": unit_labels[0]["method"] if unit_labels else None, "dissect": dissect_info,
+        "stats_over": "per-image unit maxima (spatial max for conv units)",
+        "selectivity": "class selectivity index (mu_max - mu_rest) / (mu_max + mu_rest) over ReLU'd class means",
+        "dead": "value constant over the data set, or never finite",
+        "seconds": {k: round(v, 3) for k, v in seconds.items()}})
+    return {"units": layer.units, "dead": sum(r["dead"] for r in rows),
+            "labelled": sum(r["label"] is not None for r in unit_labels),
+            "method": unit_labels[0]["method"] if unit_labels else None}
+
+
+def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes: np.ndarray,
+               size: int, out: Path) -> str:
+    """Write patches.npy and heatmaps.npy from one pass over the unique top images.
+
+    Returns what the heatmaps show: 'activation', 'saliency' or 'none'."""
+    units, k = ids.shape
+    small = thumbs(ctx)
+    t = small.shape[1]
+    patches = np.lib.format.open_memmap(out / "patches.npy", mode="w+", dtype=np.uint8, shape=(units, k, size, size, 3))
+    heatmaps = np.lib.format.open_memmap(out / "heatmaps.npy", mode="w+", dtype=np.uint8, shape=(units, k, t, t, 3))
+    conv = layer.kind == "conv"
+    kind = "activation" if conv else ("saliency" if ctx.cfg.fc_heatmaps else "none")
+    maps = np.zeros((units, k, *layer.shape[1:]), dtype=np.float32) if conv else None
+    net = extractor(ctx.model, [layer.name]) if kind != "none" else None
+    flat = ids.ravel()
+    order = np.argsort(flat, kind="stable")
+    sorted_ids = flat[order]
+    bs = ctx.cfg.batch_size
+    for batch_ids, images in display_batches(ctx, np.unique(flat), bs):
+        lo, hi = np.searchsorted(sorted_ids, batch_ids[0]), np.searchsorted(sorted_ids, batch_ids[-1], side="right")
+        pairs = order[lo:hi]
+        us, rs = pairs // k, pairs % k
+        rows = np.searchsorted(batch_ids, flat[pairs])
+        pixels = images.permute(0, 2, 3, 1).numpy()
+        for u, r, b in zip(us, rs, rows):
+            patches[u, r] = crop_patch(pixels[b], boxes[u, r], rf.size, size)
+        if kind == "activation":
+            with torch.inference_mode():
+                act = net(model_input(ctx.spec, images, ctx.device))[layer.name]
+            maps[us, rs] = act[torch.from_numpy(rows).to(act.device), torch.from_numpy(us).to(act.device)].float().cpu().numpy()
+        elif kind == "saliency":
+            for start in range(0, len(pairs), bs):
+                sl = slice(start, start + bs)
+                x = model_input(ctx.spec, images[rows[sl]], ctx.device).requires_grad_(True)
+                with torch.enable_grad():
+                    y = net(x)[layer.name]
+                    y[torch.arange(len(x), device=y.device), torch.from_numpy(us[sl]).to(y.device)].sum().backward()
+                heat = saliency(x.grad.detach(), t).cpu().numpy()
+                heatmaps[us[sl], rs[sl]] = overlay(small[flat[pairs[sl]]], heat)
+        else:
+            heatmaps[us, rs] = small[flat[pairs]]
+    if conv:
+        chunk = max(1, (64 << 20) // (k * t * t * 4))
+        for start in range(0, units, chunk):
+            up = upsample(torch.from_numpy(maps[start:start + chunk]), t).numpy()
+            heat = unit_scale(up)
+            heatmaps[start:start + chunk] = overlay(small[ids[start:start + chunk].ravel()].reshape(*heat.shape, 3), heat)
+    patches.flush()
+    heatmaps.flush()
+    del patches, heatmaps
+    return kind

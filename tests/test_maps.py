@@ -1,0 +1,94 @@
+"""FAISS neighbours against NumPy brute force, seeded maps, and the maps stage."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from atlas.config import Config
+from atlas.context import Context
+from atlas.maps.embed import pca_2d, small_map, tsne_2d, umap_2d
+from atlas.maps.neighbors import brute_force, drop_self, nearest_neighbors
+from atlas.stages import dataset, maps, topk
+from atlas.stages.base import run_stage
+from atlas.stages.store import RunStore, read_json
+
+
+def _data(n=400, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=4, size=(4, d))
+    return (centers[rng.integers(4, size=n)] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+def test_faiss_equals_numpy_brute_force():
+    x = _data()
+    got = nearest_neighbors(x, 10)
+    ids, dist = brute_force(x, 10)
+    assert got.index == "IndexFlatL2"
+    np.testing.assert_array_equal(got.ids, ids)
+    np.testing.assert_allclose(got.distances, dist, rtol=1e-4, atol=1e-4)
+    assert not (got.ids == np.arange(len(x))[:, None]).any()
+
+
+def test_self_is_dropped_even_among_duplicates():
+    x = _data(50)
+    x[10] = x[11] = x[12]                    # three identical images
+    got = nearest_neighbors(x, 3)
+    for i in (10, 11, 12):
+        assert i not in got.ids[i] and set(got.ids[i, :2]) == {10, 11, 12} - {i}
+        assert got.distances[i, 0] == pytest.approx(0, abs=1e-3)
+    ids, dist = drop_self(np.array([[5, 1, 2]]), np.array([[0., 1, 2]]), 2, start=0)  # self absent
+    np.testing.assert_array_equal(ids, [[5, 1]])
+
+
+def test_approximate_index_past_the_limit():
+    x = _data(600)
+    got = nearest_neighbors(x, 10, exact_max=100)
+    ids, _ = brute_force(x, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got.ids, ids)])
+    assert got.index.startswith("IndexHNSWFlat") and recall > 0.95
+
+
+def test_maps_are_deterministic_for_a_seed():
+    x = _data(150, 8)
+    nb = nearest_neighbors(x, 45)
+    knn = (nb.ids, nb.distances)
+    a, b = tsne_2d(x, 15, seed=3, knn=knn), tsne_2d(x, 15, seed=3, knn=knn)
+    np.testing.assert_array_equal(a, b)   # (t-SNE starts from PCA, so its seed barely matters)
+    u, v = umap_2d(x, 10, seed=3, knn=knn), umap_2d(x, 10, seed=3, knn=knn)
+    np.testing.assert_array_equal(u, v)
+    assert u.shape == (150, 2) and np.isfinite(u).all()
+    assert not np.array_equal(u, umap_2d(x, 10, seed=4, knn=knn))
+    np.testing.assert_array_equal(small_map(x[:40], 1), small_map(x[:40], 1))
+
+
+def test_pca_map_of_few_points():
+    """Points on a plane keep all their distances in the PCA map."""
+    x = np.array([[0, 0, 1], [2, 0, 1], [4, 3, 1], [0, 1, 1], [1, 5, 1]], np.float32)
+    p = pca_2d(x)
+    pair = lambda a: np.linalg.norm(a[:, None] - a[None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(pair(p), pair(x), atol=1e-4)
+    np.testing.assert_array_equal(small_map(x, 0), p)
+
+
+def test_maps_stage(tmp_path):
+    cfg = Config(world_count=60, topk=3, layers=["conv5", "fc8"], out=str(tmp_path), workers=0,
+                 batch_size=32, neighbors=5, tsne_perplexity=10.0)
+    ctx = Context(cfg, RunStore(tmp_path))
+    for factory in (dataset.make, topk.make, maps.make):
+        made = factory(ctx)
+        for stage in made if isinstance(made, list) else [made]:
+            run_stage(ctx, stage)
+    d = ctx.store.stage_dir("maps")
+    feats = np.load(d / "features.npy")
+    assert feats.shape == (60, 128) and feats.dtype == np.float32   # fc7 of the world network
+    ids, dist = brute_force(feats, 5)
+    np.testing.assert_array_equal(np.load(d / "neighbors.npy"), ids)
+    np.testing.assert_allclose(np.load(d / "distances.npy"), dist, rtol=1e-3, atol=1e-3)
+    for name in ("tsne.npy", "umap.npy"):
+        assert np.load(d / name).shape == (60, 2) and np.isfinite(np.load(d / name)).all()
+    assert np.load(d / "units_features.conv5.npy").shape == (32, 2)
+    assert np.load(d / "units_classifier.fc8.npy").shape == (10, 2)
+    meta = read_json(d / "meta.json")
+    assert meta["layer"] == "classifier.fc7" and meta["neighbors"]["index"] == "IndexFlatL2"
+    with pytest.raises(ValueError, match="map_layer"):
+        maps.map_layer(Context(Config(map_layer="nope", out=str(tmp_path / "x")), RunStore(tmp_path / "x")))
