@@ -98,7 +98,7 @@
     if (u >= m.count) return null;
     var id = m.byImage ? D.top[u] : u;
     if (id < 0) return null;
-    return {url: root + m.base + id + ".png", n: m.n};
+    return {url: root + m.base + id + ".png", n: m.n, j: m.offset};
   }
 
   function label(u) { return D.label && D.label[u] ? D.label[u] : ""; }
@@ -124,6 +124,7 @@
     if (t) {
       th.style.backgroundImage = 'url("' + t.url + '")';
       th.style.backgroundSize = (t.n * 100) + "% 100%";
+      th.style.backgroundPosition = (t.n > 1 ? (100 * t.j / (t.n - 1)) : 0) + "% 0";
     } else {
       th.className = "thumb none";
       th.textContent = "–";

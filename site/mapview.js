@@ -118,7 +118,7 @@
         var im = ts >= 14 ? stripFor(i) : null;
         if (im) {
           var w = im.naturalWidth / D.strips.n;
-          g.drawImage(im, 0, 0, w, im.naturalHeight, x - half, y - half, ts, ts);
+          g.drawImage(im, D.strips.offset * w, 0, w, im.naturalHeight, x - half, y - half, ts, ts);
           classBar(c, ts, x, y);
           return;
         }

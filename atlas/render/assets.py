@@ -18,27 +18,30 @@ from atlas.render.datafiles import SHEET_COLS, SHEET_PER
 from atlas.render.gather import SiteData
 from atlas.render.jobs import Job, Maker, hash_bytes
 from atlas.render.png import ENCODER_VERSION, encode_png, sheet, strip
+from atlas.render.tiles import TileGroup, tile_groups
 from atlas.resources import resource_dir
 
 
 class StripMaker(Maker):
-    """Unit u's tiles arr[u, :n] as one PNG strip (n = None: all of them)."""
+    """Unit u's tiles of one tile group (tiles.TileGroup) as one PNG strip."""
     kind = "image"
 
-    def __init__(self, arr: np.ndarray, sha: str, n: int | None = None):
-        self.arr, self.sha, self.n = arr, sha, n
+    def __init__(self, group: TileGroup):
+        self.parts = [(arr, count) for _, arr, count in group.parts]
+        self.sha = "+".join(group.sha)
 
-    def _pixels(self, u: int) -> np.ndarray:
-        return self.arr[u] if self.n is None else self.arr[u, :self.n]
+    def _pixels(self, u: int) -> list[np.ndarray]:
+        return [np.ascontiguousarray(arr[u, :count]) for arr, count in self.parts]
 
     def key(self, u: int) -> str:
-        return f"{self.sha}:{u}:{self.n}:{ENCODER_VERSION}"
+        return f"{self.sha}:{u}:{[c for _, c in self.parts]}:{ENCODER_VERSION}"
 
     def content(self, u: int) -> str:
-        return hash_bytes(np.ascontiguousarray(self._pixels(u)))
+        return hash_bytes(*self._pixels(u))
 
     def produce(self, u: int) -> bytes:
-        return encode_png(strip(np.asarray(self._pixels(u))))
+        px = self._pixels(u)
+        return encode_png(strip(px[0] if len(px) == 1 else np.concatenate(px)))
 
 
 class ThumbMaker(Maker):
@@ -103,19 +106,9 @@ def data_image_jobs(data: SiteData, with_sheets: bool) -> list[Job]:
 def layer_image_jobs(data: SiteData) -> list[Job]:
     jobs = []
     for layer in data.layers:
-        slug = layer.slug
-        fv = layer.featvis
-        if fv:
-            for prior in fv.priors:
-                maker = StripMaker(fv.images[prior], fv.sha.get(f"{prior}.npy", ""), fv.seeds)
-                base = f"img/{slug}/{names.safe_name(prior)}/"
-                jobs += [Job(f"{base}{u}.png", maker, u) for u in range(fv.units)]
-        ev = layer.evidence
-        if ev:
-            for kind, arr, fname in (("patch", ev.patches, "patches.npy"), ("heat", ev.heatmaps, "heatmaps.npy")):
-                if arr is not None:
-                    maker = StripMaker(arr, ev.sha.get(fname, ""))
-                    jobs += [Job(f"img/{slug}/{kind}/{u}.png", maker, u) for u in range(layer.units)]
+        for group in tile_groups(layer):
+            maker, base = StripMaker(group), f"img/{layer.slug}/{group.name}/"
+            jobs += [Job(f"{base}{u}.png", maker, u) for u in range(group.units)]
     return jobs
 
 

@@ -95,7 +95,7 @@ class BuildReport:
 
 
 class PageMaker(Maker):
-    """Pages from one template; arg = (root, x) where ctx_fn(x) builds the page's context.
+    """Pages from one template; arg = (root, x) where ctx_fn(x, root) builds the page's context.
     The cheap key is the identity of the stages the pages read; the exact fingerprint is
     the digest of the context, built only when that key changed."""
     kind = "page"
@@ -106,7 +106,7 @@ class PageMaker(Maker):
 
     def _context(self, arg) -> dict:
         if arg not in self._ctx:
-            self._ctx[arg] = self.ctx_fn(arg[1])
+            self._ctx[arg] = self.ctx_fn(arg[1], arg[0])
         return self._ctx[arg]
 
     def key(self, arg) -> str:
@@ -173,7 +173,7 @@ class Planner:
             self.add(Job(rel, maker, ("../" * rel.count("/"), x)))
 
     def page(self, rel: str, template: str, ctx_fn: Callable[[], dict], inputs: str) -> None:
-        self.pages(template, lambda _: ctx_fn(), inputs, [(rel, None)])
+        self.pages(template, lambda _x, _root: ctx_fn(), inputs, [(rel, None)])
 
     def data(self, rel: str, name: str, obj_fn: Callable[[], object]) -> None:
         self.add(Job(rel, DataMaker(name, obj_fn)))
@@ -191,18 +191,18 @@ def plan_site(data: SiteData, planner: Planner, layer_views: list[views.LayerVie
         slug, inputs = view.ref["slug"], data.inputs_key(view.data.name)
         planner.page(names.layer_index(slug), "layer.html", lambda v=view: layer_page(data, v), inputs)
         planner.data(f"layers/{slug}/data.js", "ATLAS_LAYER", lambda v=view: datafiles.layer_data(data, v))
-        planner.pages("unit.html", lambda u, v=view: views.unit_context(data, v, u), inputs,
+        planner.pages("unit.html", lambda u, r, v=view: views.unit_context(data, v, u, r), inputs,
                       [(f"layers/{slug}/{u}.html", u) for u in range(view.ref["units"])])
         if view.data.unit_map is not None:
             planner.page(names.unit_map_page(slug), "map.html", lambda v=view: map_page(data, v), inputs)
             planner.data(f"layers/{slug}/map.js", "ATLAS_MAP", lambda v=view: datafiles.unit_map_data(data, v))
     member = views.topk_membership(layer_views, n_images)
-    planner.pages("image.html", lambda i: views.image_context(data, layer_views, member, i), everything,
+    planner.pages("image.html", lambda i, r: views.image_context(data, layer_views, member, i, r), everything,
                   [(names.image_page(i), i) for i in range(n_images)])
     by_class: dict[int, list[int]] = {}
     for item in data.dataset["items"]:
         by_class.setdefault(item["label"], []).append(item["id"])
-    planner.pages("class.html", lambda lb: views.class_context(data, layer_views, lb, by_class.get(lb, [])),
+    planner.pages("class.html", lambda lb, r: views.class_context(data, layer_views, lb, by_class.get(lb, []), r),
                   everything, [(names.class_page(lb, cname), lb) for lb, cname in enumerate(data.class_names)])
     if has_image_map:
         planner.page("maps/index.html", "map.html", lambda: map_page(data, None), everything)
@@ -250,6 +250,9 @@ def render_site(run_dir: Path, out: Path | None = None, workers: int | None = No
     planner = Planner(writer, env, site)
     plan_site(data, planner, layer_views)
     cache = RenderCache(out, digest(__version__, ENCODER_VERSION, _code_fingerprint(), site))
+    if not cache.usable or force:  # every page will be rendered: compute shared data once, before forking
+        for view in layer_views:
+            view.neighbors
     t2 = time.perf_counter()
     report.seconds["plan"] = t2 - t1
     entries, report.counts = run_jobs(planner.jobs, writer, cache.usable, workers or default_workers(), force)

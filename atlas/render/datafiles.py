@@ -35,23 +35,23 @@ def _round(values, digits: int = 4) -> list:
 
 
 def grid_modes(view: LayerView) -> list[dict]:
-    """The thumbnails a layer grid can show, best first."""
-    layer, slug = view.data, view.ref["slug"]
-    modes = []
-    fv = layer.featvis
-    if fv:
-        for prior in ["dgn"] * ("dgn" in fv.priors) + [p for p in fv.priors if p != "dgn"]:
-            modes.append({"id": prior, "name": SHORT_PRIOR.get(prior, prior), "long": PRIOR_NAMES.get(prior, prior),
-                          "base": f"img/{slug}/{names.safe_name(prior)}/", "n": fv.seeds, "count": fv.units})
-    ev = layer.evidence
-    if ev is not None and ev.patches is not None:
-        modes.append({"id": "patch", "name": "top patch", "long": "top patch",
-                      "base": f"img/{slug}/patch/", "n": int(ev.patches.shape[1]), "count": layer.units})
-    modes.append({"id": "top", "name": "top image", "long": "top image", "base": "img/data/", "n": 1,
-                  "count": layer.units, "byImage": True})
-    if ev is not None and ev.heatmaps is not None:
-        modes.append({"id": "heat", "name": "heatmap", "long": "top image with activation map",
-                      "base": f"img/{slug}/heat/", "n": int(ev.heatmaps.shape[1]), "count": layer.units})
+    """The thumbnails a layer grid can show, best first: {id, name, base, n (tiles in the
+    strip), offset (first tile of this kind), count (units that have it)}."""
+    refs = view.tiles
+    fv = view.data.featvis
+    priors = (["dgn"] if fv and "dgn" in fv.priors else []) + [p for p in (fv.priors if fv else []) if p != "dgn"]
+    modes = [{"id": p, "name": SHORT_PRIOR.get(p, p), "long": PRIOR_NAMES.get(p, p), "base": refs[p].base,
+              "n": refs[p].n, "offset": refs[p].offset, "count": refs[p].units} for p in priors]
+    if "patch" in refs:
+        r = refs["patch"]
+        modes.append({"id": "patch", "name": "top patch", "long": "top patch", "base": r.base, "n": r.n,
+                      "offset": r.offset, "count": r.units})
+    modes.append({"id": "top", "name": "top image", "long": "top image", "base": "img/data/", "n": 1, "offset": 0,
+                  "count": view.ref["units"], "byImage": True})
+    if "heat" in refs:
+        r = refs["heat"]
+        modes.append({"id": "heat", "name": "heatmap", "long": "top image with activation map", "base": r.base,
+                      "n": r.n, "offset": r.offset, "count": r.units})
     return modes
 
 
@@ -114,8 +114,8 @@ def unit_map_data(data: SiteData, view: LayerView) -> dict:
     strips = None
     if fv and fv.priors:
         prior = "dgn" if "dgn" in fv.priors else fv.priors[0]
-        strips = {"base": f"img/{view.ref['slug']}/{names.safe_name(prior)}/", "n": fv.seeds, "count": fv.units,
-                  "name": SHORT_PRIOR.get(prior, prior)}
+        r = view.tiles[prior]
+        strips = {"base": r.base, "n": r.n, "offset": r.offset, "count": r.units, "name": SHORT_PRIOR.get(prior, prior)}
     return {"kind": "units", "n": layer.units, "layer": view.ref["short"],
             "layouts": [{"id": "units", "name": "unit map", "xy": _norm_xy(layer.unit_map)}],
             "cat": view.top_class, "catNames": data.class_names,

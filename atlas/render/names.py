@@ -46,10 +46,5 @@ def sheet_png(index: int) -> str:
     return f"img/sheets/data-{index}.png"
 
 
-def strip_png(slug: str, kind: str, unit: int) -> str:
-    """A unit's strip of tiles: kind is a prior name, 'patch' or 'heat'."""
-    return f"img/{slug}/{safe_name(kind)}/{unit}.png"
-
-
 def figure_file(slug: str, unit: int, ext: str) -> str:
     return f"figures/{slug}/{unit}.{ext}"

@@ -14,6 +14,7 @@ import numpy as np
 
 from atlas.render import names
 from atlas.render.gather import LayerData, SiteData
+from atlas.render.tiles import tile_groups, tile_refs
 
 PRIOR_NAMES = {"dgn": "DGN-AM (generator prior)", "pixel": "pixel prior (Yosinski et al.)",
                "fourier": "Fourier prior (Olah et al.)"}
@@ -41,13 +42,28 @@ class LayerView:
     maxv: list                        # per unit top value (None if no images)
     labels: list                      # per unit label dict or None
     stats: list                       # per unit stats dict or None
-    thumb: list                       # per unit {"src", "n"} or None: the unit's best small picture
-    neighbors: list                   # per unit [(unit, shared top images or None)]
-    neighbor_kind: str                # "map" | "overlap" | ""
+    thumb: list                       # per unit {"src", "n", "j"} or None: the unit's best small picture
+    neighbor_kind: str                # "map" | "overlap" | "": how neighbouring units are found
     top_class: list                   # per unit majority class of its top images, -1 if none
     class_counts: np.ndarray          # (C, classes) top-k images per class
     featvis_units: int = 0
+    tiles: dict = field(default_factory=dict)   # kind (prior, "patch", "heat") -> tiles.TileRef
     extra: dict = field(default_factory=dict)
+    _neighbors: list | None = None
+
+    @property
+    def neighbors(self) -> list:
+        """Per unit [(unit, shared top images or None)]; computed when a page first needs
+        it, so a re-render with nothing to redo never pays for it."""
+        if self._neighbors is None:
+            layer = self.data
+            if self.neighbor_kind == "map":
+                self._neighbors = [[(v, None) for v in row] for row in _map_neighbors(layer.unit_map, N_NEIGHBORS)]
+            elif self.neighbor_kind == "overlap":
+                self._neighbors = _overlap_neighbors(np.asarray(layer.topk_ids), len(layer.maxact), N_NEIGHBORS)
+            else:
+                self._neighbors = [[] for _ in range(layer.units)]
+        return self._neighbors
 
 
 def layer_ref(layer: LayerData) -> dict:
@@ -55,33 +71,40 @@ def layer_ref(layer: LayerData) -> dict:
             "title": layer.title, "units": layer.units, "kind": layer.kind, "shape": list(layer.shape)}
 
 
-def _unit_thumb(layer: LayerData, u: int, top_id: int | None) -> dict | None:
-    fv = layer.featvis
-    if fv and u < fv.units and fv.priors:
-        prior = "dgn" if "dgn" in fv.priors else fv.priors[0]
-        return {"src": names.strip_png(layer.slug, prior, u), "n": fv.seeds}
-    ev = layer.evidence
-    if ev and ev.patches is not None:
-        return {"src": names.strip_png(layer.slug, "patch", u), "n": int(ev.patches.shape[1])}
+def _unit_thumb(refs: dict, u: int, top_id: int | None) -> dict | None:
+    """The unit's best small picture: DGN seed 0, else another prior, else its top patch,
+    else its top image."""
+    for kind in ["dgn"] + [k for k in refs if k not in ("dgn", "patch", "heat")] + ["patch"]:
+        ref = refs.get(kind)
+        if ref is not None and u < ref.units:
+            return {"src": ref.src(u), "n": ref.n, "j": ref.offset}
     if top_id is not None:
-        return {"src": names.data_png(top_id), "n": 1}
+        return {"src": names.data_png(top_id), "n": 1, "j": 0}
     return None
 
 
 def _map_neighbors(coords: np.ndarray, n: int) -> list:
-    """For each point its n nearest other points in 2-D (a k-d tree; ties by lower index)."""
-    from scipy.spatial import cKDTree
+    """For each point its n nearest other points in 2-D; ties go to the lower index."""
     c = len(coords)
     n = min(n, c - 1)
     if n <= 0:
         return [[] for _ in range(c)]
     xy = np.nan_to_num(np.asarray(coords, dtype=np.float64), nan=1e12, posinf=1e12, neginf=-1e12)
-    _, idx = cKDTree(xy).query(xy, k=n + 1)
-    out = []
-    for u, row in enumerate(idx.tolist()):
-        row = [v for v in row if v != u]
-        out.append(row[:n])
-    return out
+    if c > 1500:  # a k-d tree beats the blocks of distances once layers have thousands of units
+        from scipy.spatial import cKDTree
+        _, idx = cKDTree(xy).query(xy, k=n + 1)
+        return [[v for v in row if v != u][:n] for u, row in enumerate(idx.tolist())]
+    xy = xy - xy.mean(0)
+    sq = (xy ** 2).sum(1)
+    out = np.empty((c, n), dtype=np.int64)
+    for a in range(0, c, 1024):
+        b = min(c, a + 1024)
+        d = sq[a:b, None] + sq[None, :] - 2 * xy[a:b] @ xy.T
+        d[np.arange(b - a), np.arange(a, b)] = np.inf
+        part = np.argpartition(d, n - 1, axis=1)[:, :n] if n < c - 1 else np.tile(np.arange(c), (b - a, 1))
+        order = np.lexsort((part, np.take_along_axis(d, part, 1)), axis=1)
+        out[a:b] = np.take_along_axis(part, order, 1)
+    return [[v for v in row if v != u][:n] for u, row in enumerate(out.tolist())]
 
 
 def _overlap_neighbors(ids: np.ndarray, n_images: int, n: int) -> list:
@@ -124,20 +147,16 @@ def make_layer_view(data: SiteData, layer: LayerData) -> LayerView:
     ev = layer.evidence
     labels = ev.labels if ev else [None] * c
     stats = ev.stats if ev else [None] * c
-    thumb = [_unit_thumb(layer, u, ids_l[u][0] if ids_l[u] else None) for u in range(c)]
-    if layer.unit_map is not None:
-        neighbors, kind = [[(v, None) for v in row] for row in _map_neighbors(layer.unit_map, N_NEIGHBORS)], "map"
-    elif c > 1:
-        neighbors, kind = _overlap_neighbors(ids, len(data.thumbs), N_NEIGHBORS), "overlap"
-    else:
-        neighbors, kind = [[] for _ in range(c)], ""
+    refs = tile_refs(layer, tile_groups(layer))
+    thumb = [_unit_thumb(refs, u, ids_l[u][0] if ids_l[u] else None) for u in range(c)]
+    kind = "map" if layer.unit_map is not None else "overlap" if c > 1 else ""
     extra = {}
     if ev is not None and ev.hist is not None:
         extra = {"hist_peak": ev.hist.max(axis=1).tolist() if ev.hist.shape[1] else [0] * c,
                  "hist_total": ev.hist.sum(axis=1).tolist()}
     return LayerView(data=layer, ref=layer_ref(layer), k=k, extra=extra, ids=ids_l, values=vals_l, pos=pos_l, maxv=maxv,
-                     labels=labels, stats=stats, thumb=thumb, neighbors=neighbors, neighbor_kind=kind,
-                     top_class=top_class, class_counts=class_counts,
+                     labels=labels, stats=stats, thumb=thumb, neighbor_kind=kind,
+                     top_class=top_class, class_counts=class_counts, tiles=refs,
                      featvis_units=layer.featvis.units if layer.featvis else 0)
 
 
@@ -159,13 +178,15 @@ def tile_style(n: int, j: int) -> str:
     return f"object-position:{100 * j / (n - 1):.4g}% 0" if n > 1 else ""
 
 
-def card(view: LayerView, u: int, note: str = "") -> dict:
-    """A link to a unit as other pages show it: thumbnail, name, label, a note."""
+def card(view: LayerView, u: int, note: str = "", root: str = "") -> dict:
+    """A link to a unit as other pages show it: thumbnail, name, label, a note. URLs in
+    contexts carry the page's `root` prefix, so templates print each one once."""
     lab = view.labels[u]
     thumb = view.thumb[u]
-    return {"href": names.unit_page(view.ref["slug"], u), "name": f"{view.ref['short']}:{u}",
+    return {"href": root + names.unit_page(view.ref["slug"], u), "name": f"{view.ref['short']}:{u}",
             "label": str(lab["label"]) if lab else "", "note": note,
-            "src": thumb["src"] if thumb else None, "style": tile_style(thumb["n"], 0) if thumb else ""}
+            "src": root + thumb["src"] if thumb else None,
+            "style": tile_style(thumb["n"], thumb["j"]) if thumb else ""}
 
 
 def hist_path(counts: np.ndarray, peak: float, width: int = 200, height: int = 60) -> str:
@@ -180,32 +201,28 @@ def hist_path(counts: np.ndarray, peak: float, width: int = 200, height: int = 6
     return "".join(parts)
 
 
-def unit_context(data: SiteData, view: LayerView, u: int) -> dict:
+def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") -> dict:
     layer, slug, short = view.data, view.ref["slug"], view.ref["short"]
     items = data.dataset["items"]
     ev = layer.evidence
-    strips = {}
-    if ev is not None:
-        for kind, arr in (("patch", ev.patches), ("heat", ev.heatmaps)):
-            if arr is not None:
-                strips[kind] = (names.strip_png(slug, kind, u), int(arr.shape[1]))
-    patch, heat = strips.get("patch"), strips.get("heat")
+    patch, heat = view.tiles.get("patch"), view.tiles.get("heat")
     top = []
     for j, (i, v) in enumerate(zip(view.ids[u], view.values[u])):
-        top.append({"id": i, "href": names.image_page(i), "src": names.data_png(i),
+        top.append({"id": i, "href": root + names.image_page(i), "src": root + names.data_png(i),
                     "cap": f"#{j + 1} · {fmt(v)}", "cls": class_name(data, items[i]["label"]),
-                    "patch": tile_style(patch[1], j) if patch and j < patch[1] else None,
-                    "heat": tile_style(heat[1], j) if heat and j < heat[1] else None})
+                    "patch": tile_style(patch.n, patch.offset + j) if patch and j < patch.count else None,
+                    "heat": tile_style(heat.n, heat.offset + j) if heat and j < heat.count else None})
     maxv = view.maxv[u]
     featvis = []
     fv = layer.featvis
     if fv and u < fv.units:
         for prior in fv.priors:
             acts = fv.acts[prior][u].tolist()
+            ref = view.tiles[prior]
             featvis.append({"prior": prior, "name": PRIOR_NAMES.get(prior, prior),
                             "iterations": (fv.meta.get("iterations") or {}).get(prior),
-                            "src": names.strip_png(slug, prior, u),
-                            "seeds": [{"style": tile_style(fv.seeds, j),
+                            "src": root + ref.src(u),
+                            "seeds": [{"style": tile_style(ref.n, ref.offset + j),
                                        "alt": f"{short} unit {u}, {prior} seed {j}",
                                        "cap": f"seed {j} · {fmt(a)}",
                                        "rel": f"({fmt(a / maxv, '.2f')}×)" if maxv and num(a) is not None else ""}
@@ -228,17 +245,17 @@ def unit_context(data: SiteData, view: LayerView, u: int) -> dict:
     figure = None
     if u in layer.figures:
         f = layer.figures[u]
-        figure = {"pdf": names.figure_file(slug, u, "pdf") if "pdf" in f else None,
-                  "png": names.figure_file(slug, u, "png") if "png" in f else None}
+        figure = {"pdf": root + names.figure_file(slug, u, "pdf") if "pdf" in f else None,
+                  "png": root + names.figure_file(slug, u, "png") if "png" in f else None}
     return {
         "layer": view.ref, "unit": u,
         "prev": u - 1 if u > 0 else None, "next": u + 1 if u + 1 < layer.units else None,
         "label": label, "stats": stats, "max": fmt(maxv), "top": top,
-        "patch": patch[0] if patch else None, "heat": heat[0] if heat else None,
+        "patch": root + patch.src(u) if patch else None, "heat": root + heat.src(u) if heat else None,
         "featvis": featvis, "crop": ", ".join(map(str, fv.meta["crop"])) if fv and u < fv.units
         and fv.meta.get("crop") else "",
         "hist": hist, "figure": figure,
-        "neighbors": [card(view, v, f"{shared} shared" if shared else "") for v, shared in view.neighbors[u]],
+        "neighbors": [card(view, v, f"{shared} shared" if shared else "", root) for v, shared in view.neighbors[u]],
         "neighbor_kind": view.neighbor_kind, "missing": _missing(layer), "on_map": layer.unit_map is not None,
     }
 
@@ -270,7 +287,7 @@ def topk_membership(views: list[LayerView], n_images: int) -> list[list[list[int
     return out
 
 
-def image_context(data: SiteData, views: list[LayerView], member: list, i: int) -> dict:
+def image_context(data: SiteData, views: list[LayerView], member: list, i: int, root: str = "../") -> dict:
     items = data.dataset["items"]
     item = items[i]
     neighbors = []
@@ -279,7 +296,8 @@ def image_context(data: SiteData, views: list[LayerView], member: list, i: int) 
         nb = maps.neighbors[i].tolist()
         ds = maps.distances[i].tolist() if maps.distances is not None else [None] * len(nb)
         neighbors = [{"id": j, "d": fmt(d), "cls": class_name(data, items[j]["label"]),
-                      "href": names.image_page(j), "src": names.data_png(j)} for j, d in zip(nb, ds) if j >= 0]
+                      "href": root + names.image_page(j), "src": root + names.data_png(j)}
+                     for j, d in zip(nb, ds) if j >= 0]
     excites = []
     for li, view in enumerate(views):
         row = np.asarray(view.data.maxact[i], dtype=np.float64)
@@ -288,19 +306,20 @@ def image_context(data: SiteData, views: list[LayerView], member: list, i: int) 
         part = np.argpartition(-row, n - 1)[:n] if n < len(row) else np.arange(len(row))
         order = part[np.lexsort((part, -row[part]))]
         excites.append({"layer": view.ref,
-                        "units": [card(view, int(u), fmt(row[u])) for u in order],
-                        "topk_of": [{"href": names.unit_page(view.ref["slug"], u), "name": f"{view.ref['short']}:{u}"}
+                        "units": [card(view, int(u), fmt(row[u]), root) for u in order],
+                        "topk_of": [{"href": root + names.unit_page(view.ref["slug"], u),
+                                     "name": f"{view.ref['short']}:{u}"}
                                     for u in member[li][i][:24]],
                         "topk_count": len(member[li][i])})
     label = item["label"]
-    return {"id": i, "cls": class_name(data, label), "cls_href": names.class_page(label, data.class_names[label])
+    return {"id": i, "cls": class_name(data, label), "cls_href": root + names.class_page(label, data.class_names[label])
             if label >= 0 and label < len(data.class_names) else None,
-            "desc": str(item.get("desc", "")), "src": names.data_png(i), "neighbors": neighbors,
+            "desc": str(item.get("desc", "")), "src": root + names.data_png(i), "neighbors": neighbors,
             "excites": excites, "has_map": bool(maps and maps.coords),
             "prev": i - 1 if i > 0 else None, "next": i + 1 if i + 1 < len(items) else None}
 
 
-def class_context(data: SiteData, views: list[LayerView], label: int, images: list[int]) -> dict:
+def class_context(data: SiteData, views: list[LayerView], label: int, images: list[int], root: str = "../") -> dict:
     units = []
     for view in views:
         counts = view.class_counts[:, label] if view.class_counts.shape[1] > label else np.zeros(0)
@@ -309,9 +328,9 @@ def class_context(data: SiteData, views: list[LayerView], label: int, images: li
             maxv = np.array([view.maxv[u] if view.maxv[u] is not None else -np.inf for u in cand])
             cand = cand[np.lexsort((cand, -maxv, -counts[cand]))][:CLASS_UNITS]
         units.append({"layer": view.ref, "k": view.k,
-                      "units": [card(view, int(u), f"{int(counts[u])}/{view.k} top images") for u in cand]})
+                      "units": [card(view, int(u), f"{int(counts[u])}/{view.k} top images", root) for u in cand]})
     return {"label": label, "name": data.class_names[label], "count": len(images),
-            "images": [{"id": i, "src": names.data_png(i), "href": names.image_page(i)}
+            "images": [{"id": i, "src": root + names.data_png(i), "href": root + names.image_page(i)}
                        for i in images[:CLASS_IMAGES]],
             "units": units, "has_map": bool(data.maps and data.maps.coords)}
 

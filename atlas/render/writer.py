@@ -65,17 +65,22 @@ class SiteWriter:
         blob = data.encode("utf-8") if isinstance(data, str) else data
         self._folder(p)
         try:
+            exists = True
             if os.stat(p).st_size == len(blob):
                 with open(p, "rb") as f:
                     if f.read() == blob:
                         self.unchanged += 1
                         return False
         except FileNotFoundError:
-            pass
-        tmp = f"{os.path.dirname(p)}/.{os.path.basename(p)}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, p)
+            exists = False
+        if exists:  # replace atomically, so a page being served is never half written
+            tmp = f"{os.path.dirname(p)}/.{os.path.basename(p)}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, p)
+        else:  # a new file: an interrupted build leaves it out of the cache, so it is redone
+            with open(p, "wb") as f:
+                f.write(blob)
         self.changed += 1
         return True
 
