@@ -14,4 +14,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _modules() -> list:
-    return []
+    from atlas.render import serve
+    return [serve]

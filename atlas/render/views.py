@@ -96,15 +96,15 @@ def _map_neighbors(coords: np.ndarray, n: int) -> list:
         return [[v for v in row if v != u][:n] for u, row in enumerate(idx.tolist())]
     xy = xy - xy.mean(0)
     sq = (xy ** 2).sum(1)
-    out = np.empty((c, n), dtype=np.int64)
+    rows: list = []
     for a in range(0, c, 1024):
         b = min(c, a + 1024)
         d = sq[a:b, None] + sq[None, :] - 2 * xy[a:b] @ xy.T
         d[np.arange(b - a), np.arange(a, b)] = np.inf
         part = np.argpartition(d, n - 1, axis=1)[:, :n] if n < c - 1 else np.tile(np.arange(c), (b - a, 1))
         order = np.lexsort((part, np.take_along_axis(d, part, 1)), axis=1)
-        out[a:b] = np.take_along_axis(part, order, 1)
-    return [[v for v in row if v != u][:n] for u, row in enumerate(out.tolist())]
+        rows += np.take_along_axis(part, order, 1).tolist()
+    return [[v for v in row if v != u][:n] for u, row in enumerate(rows)]
 
 
 def _overlap_neighbors(ids: np.ndarray, n_images: int, n: int) -> list:
