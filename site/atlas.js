@@ -20,14 +20,22 @@
     return e;
   }
 
+  // The index is loaded on first use; whatever asks for it meanwhile runs once it is there.
+  var waiting = [];
   function loadIndex(then) {
     if (window.ATLAS_SEARCH) { then(); return; }
+    waiting.push(then);
     if (loading) return;
     loading = true;
     var s = document.createElement("script");
     s.src = root + "search.js";
-    s.onload = function () { loading = false; then(); };
-    s.onerror = function () { loading = false; };
+    s.onload = function () {
+      loading = false;
+      var todo = waiting;
+      waiting = [];
+      todo.forEach(function (f) { f(); });
+    };
+    s.onerror = function () { loading = false; waiting = []; };
     document.head.appendChild(s);
   }
 
@@ -123,6 +131,7 @@
 
   if (input && list) {
     input.addEventListener("focus", function () { loadIndex(function () {}); });
+    if (document.activeElement === input && input.value) loadIndex(run);
     input.addEventListener("input", function () { loadIndex(run); });
     input.addEventListener("keydown", function (ev) {
       if (ev.key === "ArrowDown") { ev.preventDefault(); setActive(active + 1); }
