@@ -15,4 +15,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _modules() -> list:
     from atlas import generator_cli
-    return [generator_cli]
+    from atlas.render import serve
+    return [generator_cli, serve]

@@ -1,11 +1,163 @@
-// atlas front end: keyboard navigation between units (left/right arrows).
+// atlas: search box and keyboard navigation, on every page.
+// Works from file:// (the index is a <script>, loaded on first use). DOM is built with
+// textContent and setAttribute only: data never becomes markup.
 (function () {
   "use strict";
+  var body = document.body;
+  var root = body.getAttribute("data-root") || "";
+  var kind = body.getAttribute("data-kind") || "";
+  var input = document.getElementById("q");
+  var list = document.getElementById("results");
+  var MAX = 20;
+  var loading = false;
+  var active = -1;
+  var items = [];
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  // The index is loaded on first use; whatever asks for it meanwhile runs once it is there.
+  var waiting = [];
+  function loadIndex(then) {
+    if (window.ATLAS_SEARCH) { then(); return; }
+    waiting.push(then);
+    if (loading) return;
+    loading = true;
+    var s = document.createElement("script");
+    s.src = root + "search.js";
+    s.onload = function () {
+      loading = false;
+      var todo = waiting;
+      waiting = [];
+      todo.forEach(function (f) { f(); });
+    };
+    s.onerror = function () { loading = false; waiting = []; };
+    document.head.appendChild(s);
+  }
+
+  function matchLayers(token) {
+    var L = window.ATLAS_SEARCH.layers, out = [];
+    for (var i = 0; i < L.length; i++) {
+      var a = L[i].short.toLowerCase(), b = L[i].name.toLowerCase();
+      if (a === token || b === token) return [L[i]];
+      if (a.indexOf(token) === 0 || b.indexOf(token) === 0 || b.indexOf("." + token) >= 0) out.push(L[i]);
+    }
+    return out;
+  }
+
+  // Results: {kind, text, sub, href}
+  function search(raw) {
+    var S = window.ATLAS_SEARCH, q = raw.trim().toLowerCase(), out = [];
+    if (!q) return out;
+    var L = S.layers, i, u;
+    var m = /^(?:(.+?)\s*[:\s]\s*)?#?(\d+)$/.exec(q);
+    if (m) {
+      var n = parseInt(m[2], 10);
+      var layers = m[1] ? matchLayers(m[1]) : L;
+      for (i = 0; i < layers.length; i++) {
+        if (n < layers[i].units) {
+          var lab = layers[i].labels ? layers[i].labels[n] : "";
+          out.push({kind: "unit", text: layers[i].short + ":" + n, sub: lab,
+                    href: "layers/" + layers[i].slug + "/" + n + ".html"});
+        }
+      }
+      if (!m[1] && n < S.images) out.push({kind: "image", text: "image " + n, sub: "", href: "images/" + n + ".html"});
+    }
+    var ls = matchLayers(q);
+    for (i = 0; i < ls.length && out.length < MAX; i++) {
+      out.push({kind: "layer", text: ls[i].short, sub: ls[i].name + ", " + ls[i].units + " units",
+                href: "layers/" + ls[i].slug + "/index.html"});
+    }
+    for (i = 0; i < S.classes.length && out.length < MAX; i++) {
+      if (S.classes[i].name.toLowerCase().indexOf(q) >= 0) {
+        out.push({kind: "class", text: S.classes[i].name, sub: "", href: S.classes[i].href});
+      }
+    }
+    var exact = [], partial = [];
+    for (i = 0; i < L.length; i++) {
+      var labels = L[i].labels;
+      if (!labels) continue;
+      for (u = 0; u < labels.length; u++) {
+        var t = labels[u].toLowerCase();
+        if (!t) continue;
+        var at = t.indexOf(q);
+        if (at < 0) continue;
+        var r = {kind: "label", text: labels[u], sub: L[i].short + ":" + u, href: "layers/" + L[i].slug + "/" + u + ".html"};
+        (t === q ? exact : partial).push(r);
+        if (exact.length + partial.length > 4 * MAX) break;
+      }
+    }
+    out = out.concat(exact, partial);
+    return out.slice(0, MAX);
+  }
+
+  function show(results, query) {
+    while (list.firstChild) list.removeChild(list.firstChild);
+    items = [];
+    active = results.length ? 0 : -1;
+    if (!results.length) {
+      if (query) { list.appendChild(el("li", "none", "no unit, label or class matches")); list.hidden = false; }
+      else list.hidden = true;
+      return;
+    }
+    results.forEach(function (r, i) {
+      var li = el("li");
+      var a = el("a");
+      a.setAttribute("href", root + r.href);
+      a.appendChild(el("span", "kind", r.kind));
+      a.appendChild(el("span", "what", r.text));
+      if (r.sub) a.appendChild(el("span", "sub", r.sub));
+      li.appendChild(a);
+      if (i === 0) li.className = "active";
+      list.appendChild(li);
+      items.push(li);
+    });
+    list.hidden = false;
+  }
+
+  function setActive(i) {
+    if (!items.length) return;
+    if (active >= 0) items[active].className = "";
+    active = (i + items.length) % items.length;
+    items[active].className = "active";
+    items[active].scrollIntoView({block: "nearest"});
+  }
+
+  function run() { show(search(input.value), input.value.trim()); }
+
+  if (input && list) {
+    input.addEventListener("focus", function () { loadIndex(function () {}); });
+    if (document.activeElement === input && input.value) loadIndex(run);
+    input.addEventListener("input", function () { loadIndex(run); });
+    input.addEventListener("keydown", function (ev) {
+      if (ev.key === "ArrowDown") { ev.preventDefault(); setActive(active + 1); }
+      else if (ev.key === "ArrowUp") { ev.preventDefault(); setActive(active - 1); }
+      else if (ev.key === "Enter") {
+        ev.preventDefault();
+        if (!window.ATLAS_SEARCH) { loadIndex(function () { run(); if (items.length) items[0].querySelector("a").click(); }); return; }
+        run();
+        if (active >= 0 && items[active]) items[active].querySelector("a").click();
+      } else if (ev.key === "Escape") { list.hidden = true; input.blur(); }
+    });
+    document.addEventListener("click", function (ev) {
+      if (!list.contains(ev.target) && ev.target !== input) list.hidden = true;
+    });
+  }
+
   document.addEventListener("keydown", function (ev) {
-    if (ev.target && (ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA")) return;
-    var rel = ev.key === "ArrowLeft" ? "prev" : ev.key === "ArrowRight" ? "next" : null;
-    if (!rel) return;
-    var link = document.querySelector('a[rel="' + rel + '"]');
-    if (link) { window.location.href = link.getAttribute("href"); }
+    if (ev.defaultPrevented || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    var t = ev.target, tag = t && t.tagName;
+    var typing = tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (t && t.isContentEditable);
+    if (typing) return;
+    if (ev.key === "/" && input) { ev.preventDefault(); input.focus(); input.select(); return; }
+    if (kind === "unit" || kind === "image") {
+      var rel = ev.key === "ArrowLeft" ? "prev" : ev.key === "ArrowRight" ? "next" : ev.key === "u" ? "up" : null;
+      var a = rel && document.querySelector('a[rel="' + rel + '"]');
+      if (a) { ev.preventDefault(); window.location.href = a.href; }
+    }
   });
 })();

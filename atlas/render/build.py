@@ -1,110 +1,276 @@
-"""Build the static site: gather all data first, then render every page.
+"""Build the static site: gather all data first, then render every file as a job.
 
 Pages use relative URLs only, so the site works from file:// and from any sub-path of a
-static host. The Jinja environment is made once (StrictUndefined, autoescape on).
+static host; there is no CDN and no outside font. The Jinja environment is made once
+(StrictUndefined, autoescape on) and compiled before the worker processes fork. Every
+output path is claimed up front (a path claimed twice or outside the site folder is an
+error before anything is written); files whose inputs did not change are not produced
+again, and files whose bytes did not change are not touched.
 """
 from __future__ import annotations
 
-import io
-import os
+import hashlib
+import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from PIL import Image
+from markupsafe import Markup
 
 from atlas import __version__
+from atlas.render import assets, datafiles, names, views
 from atlas.render.gather import SiteData, gather
+from atlas.render.jobs import Job, Maker, default_workers, digest, run_jobs
+from atlas.render.png import ENCODER_VERSION
+from atlas.render.writer import RenderCache, SiteWriter, remove_stale
 from atlas.resources import resource_dir
 
-
-class SiteWriter:
-    """Writes files under one root; refuses paths outside it and writing a path twice;
-    leaves a file untouched when its bytes have not changed (incremental re-render)."""
-
-    def __init__(self, root: Path):
-        self.root = root.resolve()
-        self.written: set[Path] = set()
-        self.changed = 0
-        self.unchanged = 0
-
-    def path(self, rel: str) -> Path:
-        p = (self.root / rel).resolve()
-        if self.root not in p.parents:
-            raise ValueError(f"refusing to write outside the site folder: {rel!r}")
-        return p
-
-    def write(self, rel: str, data: bytes | str) -> None:
-        p = self.path(rel)
-        if p in self.written:
-            raise ValueError(f"site path written twice: {rel}")
-        self.written.add(p)
-        blob = data.encode("utf-8") if isinstance(data, str) else data
-        if p.is_file() and p.stat().st_size == len(blob) and p.read_bytes() == blob:
-            self.unchanged += 1
-            return
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_bytes(blob)
-        tmp.replace(p)
-        self.changed += 1
+TEMPLATES = ("nav.html", "index.html", "layer.html", "unit.html", "image.html", "class.html", "map.html")
 
 
-def png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", optimize=False, compress_level=6)
-    return buf.getvalue()
+def _fmt(v, spec: str = ".3g") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return format(float(v), spec)
 
 
 def make_env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(resource_dir("templates"))),
                       autoescape=select_autoescape(["html", "xml"], default=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["fmt"] = lambda v, spec=".3g": format(float(v), spec)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+    env.filters["fmt"] = _fmt
+    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * float(v):.0f}%"
+    env.filters["bytes"] = _human_bytes
     return env
 
 
-def _copy_static(writer: SiteWriter) -> None:
-    static = resource_dir("site")
-    for f in sorted(static.rglob("*")):
-        if f.is_file():
-            writer.write(f"static/{f.relative_to(static).as_posix()}", f.read_bytes())
+def _human_bytes(n) -> str:
+    n = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
-def build_site(run_dir: Path, out: Path | None = None, workers: int | None = None) -> Path:
-    """Render `run_dir`'s artifacts into `run_dir/site` (or `out`); returns index.html."""
-    t0 = time.time()
-    data = gather(run_dir)
+def _code_fingerprint() -> str:
+    """Changes when templates, front-end files or the renderer's code change."""
+    h = hashlib.blake2b(digest_size=12)
+    for folder, pattern in ((resource_dir("templates"), "*.html"), (resource_dir("site"), "*"),
+                            (Path(__file__).parent, "*.py")):
+        for f in sorted(folder.rglob(pattern)):
+            if f.is_file() and "__pycache__" not in f.parts:
+                h.update(f.relative_to(folder).as_posix().encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def site_globals(data: SiteData, layer_views: list[views.LayerView]) -> dict:
+    """What every page shows: title, navigation, footer."""
+    return {"title": data.title, "version": __version__, "model": str(data.config.get("model", "")),
+            "dataset": str(data.dataset.get("name", "")),
+            "layers": [{"slug": v.ref["slug"], "short": v.ref["short"], "title": v.ref["title"]} for v in layer_views],
+            "has_map": bool(data.maps and data.maps.coords)}
+
+
+@dataclass
+class BuildReport:
+    out: Path
+    pages: int = 0
+    files: int = 0
+    counts: dict = field(default_factory=dict)
+    removed: int = 0
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.seconds.values())
+
+    def line(self) -> str:
+        done = {k: sum(v.values()) - v["cached"] for k, v in self.counts.items()}
+        return (f"site: {self.pages} pages, {self.files} files ({', '.join(f'{n} {k}' for k, n in done.items())} "
+                f"produced, rest up to date; {self.removed} stale removed) in {self.total_s:.1f} s -> {self.out}")
+
+
+class PageMaker(Maker):
+    """Pages from one template; arg = (root, x) where ctx_fn(x, root) builds the page's context.
+    The cheap key is the identity of the stages the pages read; the exact fingerprint is
+    the digest of the context, built only when that key changed."""
+    kind = "page"
+
+    def __init__(self, planner: "Planner", template: str, ctx_fn: Callable, inputs: str):
+        self.planner, self.template, self.ctx_fn, self.inputs = planner, template, ctx_fn, inputs
+        self._ctx: dict = {}
+
+    def _context(self, arg) -> dict:
+        if arg not in self._ctx:
+            self._ctx[arg] = self.ctx_fn(arg[1], arg[0])
+        return self._ctx[arg]
+
+    def key(self, arg) -> str:
+        return self.inputs
+
+    def content(self, arg) -> str:
+        return digest(self.template, arg[0], self._context(arg))
+
+    def produce(self, arg) -> str:
+        root, page = arg[0], self._context(arg)
+        nav = self.planner.nav(root, (page.get("layer") or {}).get("slug", ""))
+        return self.planner.env.get_template(self.template).render(root=root, site=self.planner.site,
+                                                                   page=page, nav=nav)
+
+    def release(self, arg) -> None:
+        self._ctx.pop(arg, None)
+
+
+class DataMaker(Maker):
+    """One `window.NAME = ...;` data file; cheap enough to build and compare every time."""
+    kind = "data"
+
+    def __init__(self, name: str, obj_fn: Callable[[], object]):
+        self.name, self.obj_fn, self._text = name, obj_fn, None
+
+    def _t(self) -> str:
+        if self._text is None:
+            self._text = datafiles.js_assign(self.name, self.obj_fn())
+        return self._text
+
+    def key(self, arg) -> str:
+        return hashlib.blake2b(self._t().encode(), digest_size=12).hexdigest()
+
+    def produce(self, arg) -> str:
+        return self._t()
+
+    def release(self, arg) -> None:
+        self._text = None
+
+
+class Planner:
+    """Collects jobs; every path is claimed when added."""
+
+    def __init__(self, writer: SiteWriter, env: Environment, site: dict):
+        self.writer, self.env, self.site = writer, env, site
+        self.jobs: list[Job] = []
+        self._navs: dict[tuple[str, str], Markup] = {}
+
+    def nav(self, root: str, cur: str) -> Markup:
+        """The header's layer links, rendered once per (depth, current layer)."""
+        key = (root, cur)
+        if key not in self._navs:
+            self._navs[key] = Markup(self.env.get_template("nav.html").render(root=root, cur=cur, site=self.site))
+        return self._navs[key]
+
+    def add(self, job: Job) -> None:
+        self.writer.claim(job.rel)
+        self.jobs.append(job)
+
+    def pages(self, template: str, ctx_fn: Callable, inputs: str, items: list[tuple[str, object]]) -> None:
+        """One page per (path, x) in items, all from `template`."""
+        maker = PageMaker(self, template, ctx_fn, inputs)
+        for rel, x in items:
+            self.add(Job(rel, maker, ("../" * rel.count("/"), x)))
+
+    def page(self, rel: str, template: str, ctx_fn: Callable[[], dict], inputs: str) -> None:
+        self.pages(template, lambda _x, _root: ctx_fn(), inputs, [(rel, None)])
+
+    def data(self, rel: str, name: str, obj_fn: Callable[[], object]) -> None:
+        self.add(Job(rel, DataMaker(name, obj_fn)))
+
+
+def plan_site(data: SiteData, planner: Planner, layer_views: list[views.LayerView]) -> None:
+    """Every page, data file and asset of the site."""
+    n_images = len(data.thumbs)
+    has_image_map = bool(data.maps and data.maps.coords)
+    any_unit_map = any(layer.unit_map is not None for layer in data.layers)
+    everything = data.inputs_key()
+    planner.page("index.html", "index.html", lambda: views.home_context(data, layer_views), everything)
+    planner.data("search.js", "ATLAS_SEARCH", lambda: datafiles.search_index(data, layer_views))
+    for view in layer_views:
+        slug, inputs = view.ref["slug"], data.inputs_key(view.data.name)
+        planner.page(names.layer_index(slug), "layer.html", lambda v=view: layer_page(data, v), inputs)
+        planner.data(f"layers/{slug}/data.js", "ATLAS_LAYER", lambda v=view: datafiles.layer_data(data, v))
+        planner.pages("unit.html", lambda u, r, v=view: views.unit_context(data, v, u, r), inputs,
+                      [(f"layers/{slug}/{u}.html", u) for u in range(view.ref["units"])])
+        if view.data.unit_map is not None:
+            planner.page(names.unit_map_page(slug), "map.html", lambda v=view: map_page(data, v), inputs)
+            planner.data(f"layers/{slug}/map.js", "ATLAS_MAP", lambda v=view: datafiles.unit_map_data(data, v))
+    member = views.topk_membership(layer_views, n_images)
+    planner.pages("image.html", lambda i, r: views.image_context(data, layer_views, member, i, r), everything,
+                  [(names.image_page(i), i) for i in range(n_images)])
+    by_class: dict[int, list[int]] = {}
+    for item in data.dataset["items"]:
+        by_class.setdefault(item["label"], []).append(item["id"])
+    planner.pages("class.html", lambda lb, r: views.class_context(data, layer_views, lb, by_class.get(lb, []), r),
+                  everything, [(names.class_page(lb, cname), lb) for lb, cname in enumerate(data.class_names)])
+    if has_image_map:
+        planner.page("maps/index.html", "map.html", lambda: map_page(data, None), everything)
+        planner.data("maps/data.js", "ATLAS_MAP", lambda: datafiles.image_map_data(data))
+    for job in (assets.data_image_jobs(data, with_sheets=has_image_map or any_unit_map)
+                + assets.layer_image_jobs(data) + assets.figure_jobs(data) + assets.static_jobs()):
+        planner.add(job)
+
+
+def layer_page(data: SiteData, view: views.LayerView) -> dict:
+    summary = views.layer_summary(view)
+    return {"layer": view.ref, "summary": summary, "modes": datafiles.grid_modes(view),
+            "sorts": datafiles.grid_sorts(view), "labels": any(view.labels),
+            "stats": any(view.stats), "on_map": view.data.unit_map is not None}
+
+
+def map_page(data: SiteData, view: views.LayerView | None) -> dict:
+    if view is None:
+        maps = data.maps
+        return {"kind": "images", "layer": None, "count": len(data.thumbs),
+                "layouts": [k for k in ("tsne", "umap") if k in maps.coords],
+                "layout_text": " or ".join(n for k, n in (("tsne", "t-SNE"), ("umap", "UMAP")) if k in maps.coords),
+                "classes": data.class_names, "meta": [[str(k), str(v)] for k, v in sorted(maps.meta.items())
+                                                       if k != "synthetic"]}
+    return {"kind": "units", "layer": view.ref, "count": view.ref["units"], "layouts": ["units"], "layout_text": "",
+            "classes": data.class_names, "meta": []}
+
+
+def render_site(run_dir: Path, out: Path | None = None, workers: int | None = None,
+                force: bool = False) -> BuildReport:
+    """Render `run_dir`'s artifacts into `out` (default `run_dir/site`); returns what was done."""
+    t0 = time.perf_counter()
+    data = gather(Path(run_dir))
     out = Path(out or Path(run_dir) / "site")
-    writer = SiteWriter(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = BuildReport(out=out)
+    t1 = time.perf_counter()
+    report.seconds["gather"] = t1 - t0
     env = make_env()
-    from atlas.render import pages
-    jobs = pages.collect(data)  # [(relative path, template or bytes-producer, context)]
-    images = pages.image_assets(data)  # [(relative path, array producer)]
-    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
-        for rel, blob in zip((r for r, _ in images), pool.map(lambda job: png_bytes(job[1]()), images)):
-            writer.write(rel, blob)
-    for rel, template, context in jobs:
-        depth = rel.count("/")
-        root = "../" * depth
-        html = env.get_template(template).render(root=root, site=data, version=__version__, **context)
-        writer.write(rel, html)
-    _copy_static(writer)
-    _remove_stale(out, writer)
-    print(f"site: {len(jobs)} pages, {len(images)} images ({writer.changed} written, "
-          f"{writer.unchanged} unchanged) in {time.time() - t0:.1f} s -> {out}")
-    return out / "index.html"
+    for t in TEMPLATES:
+        env.get_template(t)  # compile once, before the workers fork
+    layer_views = [views.make_layer_view(data, layer) for layer in data.layers]
+    site = site_globals(data, layer_views)
+    writer = SiteWriter(out)
+    planner = Planner(writer, env, site)
+    plan_site(data, planner, layer_views)
+    cache = RenderCache(out, digest(__version__, ENCODER_VERSION, _code_fingerprint(), site))
+    if not cache.usable or force:  # every page will be rendered: compute shared data once, before forking
+        for view in layer_views:
+            view.neighbors
+    t2 = time.perf_counter()
+    report.seconds["plan"] = t2 - t1
+    entries, report.counts = run_jobs(planner.jobs, writer, cache.usable, workers or default_workers(), force)
+    t3 = time.perf_counter()
+    report.seconds["render"] = t3 - t2
+    report.removed = remove_stale(writer, cache.previous, set(entries))
+    cache.save(entries)
+    report.pages = sum(1 for j in planner.jobs if j.kind == "page")
+    report.files = len(planner.jobs)
+    report.seconds["finish"] = time.perf_counter() - t3
+    return report
 
 
-def _remove_stale(out: Path, writer: SiteWriter) -> None:
-    """Delete files a previous render wrote that this one did not."""
-    for p in sorted(out.rglob("*"), reverse=True):
-        if p.is_file() and p.resolve() not in writer.written:
-            p.unlink()
-        elif p.is_dir() and not any(p.iterdir()):
-            p.rmdir()
+def build_site(run_dir: Path, out: Path | None = None, workers: int | None = None, force: bool = False) -> Path:
+    """Render `run_dir`'s artifacts into `run_dir/site` (or `out`); returns index.html."""
+    report = render_site(run_dir, out, workers, force)
+    print(report.line(), flush=True)
+    return report.out / "index.html"
 
 
-__all__ = ["build_site", "SiteData", "SiteWriter"]
+__all__ = ["build_site", "render_site", "BuildReport", "SiteData", "SiteWriter", "make_env"]

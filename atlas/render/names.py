@@ -14,3 +14,37 @@ def safe_name(text: str, max_len: int = 60) -> str:
         return clean
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{clean[:max_len]}-{digest}"
+
+
+# Site paths, relative to the site root. Pages prefix them with their own `root` ("../..").
+def layer_index(slug: str) -> str:
+    return f"layers/{slug}/index.html"
+
+
+def unit_page(slug: str, unit: int) -> str:
+    return f"layers/{slug}/{unit}.html"
+
+
+def unit_map_page(slug: str) -> str:
+    return f"layers/{slug}/map.html"
+
+
+def image_page(image_id: int) -> str:
+    return f"images/{image_id}.html"
+
+
+def class_page(index: int, name: str) -> str:
+    """Class pages carry the class index, so equal or clashing names stay distinct."""
+    return f"classes/{index}-{safe_name(name, 40)}.html"
+
+
+def data_png(image_id: int) -> str:
+    return f"img/data/{image_id}.png"
+
+
+def sheet_png(index: int) -> str:
+    return f"img/sheets/data-{index}.png"
+
+
+def figure_file(slug: str, unit: int, ext: str) -> str:
+    return f"figures/{slug}/{unit}.{ext}"

@@ -1,0 +1,129 @@
+"""The site's non-page files as jobs: PNG images, copied figures, static files.
+
+Per unit, each kind of picture is one PNG strip (the seeds of a prior, the top-k patches,
+the top-k heatmaps) rather than one file per tile: a tenth of the files to write, and
+pages pick a tile with CSS. An image's key is the manifest checksum of the array it reads
+plus the unit; its content hash covers exactly the unit's pixels, so a stage that reran
+and changed some units gets only those re-encoded.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from atlas.render import names
+from atlas.render.datafiles import SHEET_COLS, SHEET_PER
+from atlas.render.gather import SiteData
+from atlas.render.jobs import Job, Maker, hash_bytes
+from atlas.render.png import ENCODER_VERSION, encode_png, sheet, strip
+from atlas.render.tiles import TileGroup, tile_groups
+from atlas.resources import resource_dir
+
+
+class StripMaker(Maker):
+    """Unit u's tiles of one tile group (tiles.TileGroup) as one PNG strip."""
+    kind = "image"
+
+    def __init__(self, group: TileGroup):
+        self.parts = [(arr, count) for _, arr, count in group.parts]
+        self.sha = "+".join(group.sha)
+
+    def _pixels(self, u: int) -> list[np.ndarray]:
+        return [np.ascontiguousarray(arr[u, :count]) for arr, count in self.parts]
+
+    def key(self, u: int) -> str:
+        return f"{self.sha}:{u}:{[c for _, c in self.parts]}:{ENCODER_VERSION}"
+
+    def content(self, u: int) -> str:
+        return hash_bytes(*self._pixels(u))
+
+    def produce(self, u: int) -> bytes:
+        px = self._pixels(u)
+        return encode_png(strip(px[0] if len(px) == 1 else np.concatenate(px)))
+
+
+class ThumbMaker(Maker):
+    """Data image i as a PNG."""
+    kind = "image"
+
+    def __init__(self, thumbs: np.ndarray, sha: str):
+        self.thumbs, self.sha = thumbs, sha
+
+    def key(self, i: int) -> str:
+        return f"{self.sha}:{i}:{ENCODER_VERSION}"
+
+    def content(self, i: int) -> str:
+        return hash_bytes(np.ascontiguousarray(self.thumbs[i]))
+
+    def produce(self, i: int) -> bytes:
+        return encode_png(np.asarray(self.thumbs[i]))
+
+
+class SheetMaker(ThumbMaker):
+    """Sprite sheet s of the data images, for the maps."""
+
+    def _range(self, s: int) -> slice:
+        return slice(s * SHEET_PER, min(len(self.thumbs), (s + 1) * SHEET_PER))
+
+    def key(self, s: int) -> str:
+        return f"{self.sha}:sheet{s}:{SHEET_COLS}:{ENCODER_VERSION}"
+
+    def content(self, s: int) -> str:
+        return hash_bytes(np.ascontiguousarray(self.thumbs[self._range(s)]))
+
+    def produce(self, s: int) -> bytes:
+        return encode_png(sheet(np.asarray(self.thumbs[self._range(s)]), SHEET_COLS))
+
+
+class FileMaker(Maker):
+    """A copy of a file; arg = (source path, its sha256 from a manifest or '')."""
+
+    def key(self, arg: tuple[Path, str]) -> str:
+        src, sha = arg
+        if sha:
+            return sha
+        st = src.stat()
+        return f"{st.st_size}:{st.st_mtime_ns}"
+
+    def content(self, arg: tuple[Path, str]) -> str:
+        return hashlib.sha256(arg[0].read_bytes()).hexdigest()
+
+    def produce(self, arg: tuple[Path, str]) -> bytes:
+        return arg[0].read_bytes()
+
+
+def data_image_jobs(data: SiteData, with_sheets: bool) -> list[Job]:
+    thumbs = ThumbMaker(data.thumbs, data.thumbs_sha)
+    jobs = [Job(names.data_png(i), thumbs, i) for i in range(len(data.thumbs))]
+    if with_sheets:
+        sheets = SheetMaker(data.thumbs, data.thumbs_sha)
+        jobs += [Job(names.sheet_png(s), sheets, s) for s in range(-(-len(data.thumbs) // SHEET_PER))]
+    return jobs
+
+
+def layer_image_jobs(data: SiteData) -> list[Job]:
+    jobs = []
+    for layer in data.layers:
+        for group in tile_groups(layer):
+            maker, base = StripMaker(group), f"img/{layer.slug}/{group.name}/"
+            jobs += [Job(f"{base}{u}.png", maker, u) for u in range(group.units)]
+    return jobs
+
+
+def figure_jobs(data: SiteData) -> list[Job]:
+    maker = FileMaker()
+    return [Job(names.figure_file(layer.slug, u, ext), maker, (path, layer.figure_sha.get(path.name, "")))
+            for layer in data.layers for u, files in sorted(layer.figures.items()) for ext, path in sorted(files.items())]
+
+
+def static_files() -> list[tuple[str, Path]]:
+    static = resource_dir("site")
+    return [(f"static/{f.relative_to(static).as_posix()}", f) for f in sorted(static.rglob("*"))
+            if f.is_file() and not f.name.startswith(".")]
+
+
+def static_jobs() -> list[Job]:
+    maker = FileMaker()
+    return [Job(rel, maker, (f, "")) for rel, f in static_files()]

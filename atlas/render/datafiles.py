@@ -1,0 +1,132 @@
+"""The data the site's scripts read: small `.js` files that assign one global.
+
+`fetch()` of JSON is blocked on `file://`, a `<script src>` is not, so each data file is
+`window.NAME = {...};`. The JSON is made safe inside a script: every `<` is written as
+`\\u003c` (so `</script>` and `<!--` cannot occur) and non-ASCII as `\\uXXXX` (so U+2028
+cannot end a line). The scripts build the DOM with textContent and setAttribute only.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from atlas.render import names
+from atlas.render.gather import SiteData
+from atlas.render.views import PRIOR_NAMES, LayerView
+
+SHEET_COLS = 16
+SHEET_PER = SHEET_COLS * SHEET_COLS
+SHORT_PRIOR = {"dgn": "DGN-AM", "pixel": "pixel prior", "fourier": "Fourier prior"}
+
+
+def js_assign(name: str, obj) -> str:
+    """`window.NAME = <obj as JSON>;` safe to load with a script tag."""
+    blob = json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return f"window.{name} = {blob.replace('<', chr(92) + 'u003c')};\n"
+
+
+def _round(values, digits: int = 4) -> list:
+    out = []
+    for v in values:
+        f = float(v) if v is not None else float("nan")
+        out.append(float(f"{f:.{digits}g}") if np.isfinite(f) else None)
+    return out
+
+
+def grid_modes(view: LayerView) -> list[dict]:
+    """The thumbnails a layer grid can show, best first: {id, name, base, n (tiles in the
+    strip), offset (first tile of this kind), count (units that have it)}."""
+    refs = view.tiles
+    fv = view.data.featvis
+    priors = (["dgn"] if fv and "dgn" in fv.priors else []) + [p for p in (fv.priors if fv else []) if p != "dgn"]
+    modes = [{"id": p, "name": SHORT_PRIOR.get(p, p), "long": PRIOR_NAMES.get(p, p), "base": refs[p].base,
+              "n": refs[p].n, "offset": refs[p].offset, "count": refs[p].units} for p in priors]
+    if "patch" in refs:
+        r = refs["patch"]
+        modes.append({"id": "patch", "name": "top patch", "long": "top patch", "base": r.base, "n": r.n,
+                      "offset": r.offset, "count": r.units})
+    modes.append({"id": "top", "name": "top image", "long": "top image", "base": "img/data/", "n": 1, "offset": 0,
+                  "count": view.ref["units"], "byImage": True})
+    if "heat" in refs:
+        r = refs["heat"]
+        modes.append({"id": "heat", "name": "heatmap", "long": "top image with activation map", "base": r.base,
+                      "n": r.n, "offset": r.offset, "count": r.units})
+    return modes
+
+
+def grid_sorts(view: LayerView) -> list[dict]:
+    sorts = [{"id": "unit", "name": "unit id"}, {"id": "max", "name": "max activation"}]
+    if any(s and s.get("selectivity") is not None for s in view.stats):
+        sorts.append({"id": "sel", "name": "selectivity"})
+    if any(view.labels):
+        sorts += [{"id": "label", "name": "label"}, {"id": "score", "name": "label score"}]
+    return sorts
+
+
+def layer_data(data: SiteData, view: LayerView) -> dict:
+    c = view.ref["units"]
+    has_stats = any(view.stats)
+    return {
+        "slug": view.ref["slug"], "short": view.ref["short"], "title": view.ref["title"], "units": c, "k": view.k,
+        "max": _round(view.maxv),
+        "sel": _round([s.get("selectivity") if s else None for s in view.stats]) if has_stats else None,
+        "dead": [1 if s and s.get("dead") else 0 for s in view.stats] if has_stats else None,
+        "label": [str(r["label"]) if r else "" for r in view.labels] if any(view.labels) else None,
+        "score": _round([r.get("score") if r else None for r in view.labels], 3) if any(view.labels) else None,
+        "top": [ids[0] if ids else -1 for ids in view.ids],
+        "cls": view.top_class, "classNames": data.class_names,
+        "modes": grid_modes(view), "sorts": grid_sorts(view),
+    }
+
+
+def _norm_xy(xy: np.ndarray) -> list[int]:
+    """Coordinates scaled into 0..10000 (equal aspect), flattened x0, y0, x1, y1, ..."""
+    xy = np.asarray(xy, dtype=np.float64)
+    ok = np.isfinite(xy).all(1)
+    if not ok.any():
+        return [5000] * (2 * len(xy))
+    lo, hi = xy[ok].min(0), xy[ok].max(0)
+    span = max(float((hi - lo).max()), 1e-12)
+    scaled = (xy - lo) / span * 10000 + (10000 - (hi - lo) / span * 10000) / 2
+    scaled[~ok] = 5000
+    return np.round(scaled).astype(np.int64).ravel().tolist()
+
+
+def sheets_info(data: SiteData) -> dict:
+    n = len(data.thumbs)
+    return {"files": [names.sheet_png(s) for s in range(-(-n // SHEET_PER))], "per": SHEET_PER,
+            "cols": SHEET_COLS, "tile": int(data.thumbs.shape[1])}
+
+
+def image_map_data(data: SiteData) -> dict:
+    maps = data.maps
+    labels = [it["label"] for it in data.dataset["items"]]
+    layouts = [{"id": kind, "name": {"tsne": "t-SNE", "umap": "UMAP"}[kind], "xy": _norm_xy(maps.coords[kind])}
+               for kind in ("tsne", "umap") if kind in maps.coords]
+    return {"kind": "images", "n": len(labels), "layouts": layouts, "cat": labels, "catNames": data.class_names,
+            "names": None, "hrefBase": "images/", "sheets": sheets_info(data), "tiles": None, "strips": None}
+
+
+def unit_map_data(data: SiteData, view: LayerView) -> dict:
+    layer = view.data
+    fv = layer.featvis
+    strips = None
+    if fv and fv.priors:
+        prior = "dgn" if "dgn" in fv.priors else fv.priors[0]
+        r = view.tiles[prior]
+        strips = {"base": r.base, "n": r.n, "offset": r.offset, "count": r.units, "name": SHORT_PRIOR.get(prior, prior)}
+    return {"kind": "units", "n": layer.units, "layer": view.ref["short"],
+            "layouts": [{"id": "units", "name": "unit map", "xy": _norm_xy(layer.unit_map)}],
+            "cat": view.top_class, "catNames": data.class_names,
+            "names": [str(r["label"]) if r else "" for r in view.labels],
+            "hrefBase": f"layers/{view.ref['slug']}/", "sheets": sheets_info(data), "tiles": [ids[0] if ids else -1 for ids in view.ids],
+            "strips": strips}
+
+
+def search_index(data: SiteData, views: list[LayerView]) -> dict:
+    return {"images": len(data.thumbs), "layers": [{"slug": v.ref["slug"], "short": v.ref["short"], "name": v.ref["name"],
+                        "units": v.ref["units"],
+                        "labels": [str(r["label"]) if r else "" for r in v.labels] if any(v.labels) else None}
+                       for v in views],
+            "classes": [{"name": n, "href": names.class_page(i, n)} for i, n in enumerate(data.class_names)]}

@@ -1,0 +1,339 @@
+"""A synthetic run folder with every artifact of the contract in ARCHITECTURE.md.
+
+Random arrays of the right shapes and dtypes, written through `RunStore.writing` so the
+manifests are real. The renderer's tests and `benchmarks/site_speed.py` use it to build
+sites at any scale (10,000+ units) without computing anything. The arrays are
+consistent with each other where the site relies on it: top-k lists are the top of
+`maxact`, histograms count `maxact`, patches and heatmaps are cut from the top images.
+
+`hostile=True` puts markup, quotes and odd Unicode into every user-visible string (class
+names, labels, file descriptions, the data set name, the title, a layer alias) so tests
+can check that the site escapes them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from atlas.stages.store import RunStore, stage_key, write_json
+
+ALL_STAGES = ("dataset", "topk", "featvis", "evidence", "maps", "figures")
+HOSTILE = ('<script>alert("x")</script>', "a&b \"double\" 'single'", "</script><!--", "ünïcødé ☃ \u2028 sep",
+           '"><img src=x onerror=alert(1)>', "{{ 7*7 }} ${x}", "back\\slash")
+CONCEPTS = ("shape:circle", "shape:square", "shape:star", "color:red", "color:blue", "color:green",
+            "texture:stripes", "texture:dots", "texture:checkers", "color:yellow", "shape:ring")
+
+
+@dataclass
+class SyntheticSpec:
+    """What to write. Layers are (node name, alias or None, shape (C,H,W) or (C,))."""
+    layers: list = field(default_factory=lambda: [
+        ("features.conv5", "conv5", (32, 8, 8)), ("classifier.fc7", "fc7", (48,))])
+    images: int = 60
+    classes: int = 5
+    k: int = 6
+    thumb: int = 32
+    featvis_size: int = 48
+    featvis_units: int | None = None   # None: every unit has feature visualizations
+    patch: int = 24
+    priors: tuple = ("dgn", "pixel", "fourier")
+    seeds: int = 2
+    bins: int = 16
+    neighbors: int = 6
+    figure_units: int = 2
+    hostile: bool = False
+    seed: int = 0
+    stages: tuple = ALL_STAGES
+
+
+def alexnet_like(units_total: int = 10_240) -> list:
+    """Layer list at the scale of AlexNet (conv3..fc8 are 384+384+256+4096+4096+1000)."""
+    layers = [("features.conv3", "conv3", (384, 13, 13)), ("features.conv4", "conv4", (384, 13, 13)),
+              ("features.conv5", "conv5", (256, 13, 13)), ("classifier.fc6", "fc6", (4096,)),
+              ("classifier.fc7", "fc7", (4096,)), ("classifier.fc8", "fc8", (1000,))]
+    scale = units_total / sum(s[0] for _, _, s in layers)
+    return [(n, a, (max(1, round(s[0] * scale)), *s[1:])) for n, a, s in layers]
+
+
+def _smooth(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """n photo-like random RGB images: smooth colour fields plus mild noise, uint8.
+    PNG compresses them to ~75% like small natural images, so encoding costs are real."""
+    cell = max(2, size // 8)
+    small = rng.integers(0, 256, (n, size // cell + 2, size // cell + 2, 3), dtype=np.uint8).astype(np.float32)
+    g = (np.arange(size) + 0.5) / cell
+    i0 = np.floor(g).astype(np.int64)
+    f = (g - i0).astype(np.float32)
+    rows = small[:, i0] * (1 - f)[None, :, None, None] + small[:, i0 + 1] * f[None, :, None, None]
+    img = rows[:, :, i0] * (1 - f)[None, None, :, None] + rows[:, :, i0 + 1] * f[None, None, :, None]
+    img += rng.normal(0, 5, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _write_stage(store: RunStore, name: str, params: dict, deps: dict, fill) -> str:
+    with store.writing(name, stage_key(name, 1, params, deps),
+                       {"version": 1, "params": params, "deps": list(deps)}) as out:
+        summary = fill(Path(out)) or {}
+        write_json(Path(out) / "summary.json", {**summary, "seconds": 0.01, "synthetic": True})
+    return store.key(name)
+
+
+def _minimal_pdf(text: str) -> bytes:
+    """A valid one-page PDF showing `text` (ASCII)."""
+    safe = "".join(c for c in text if 32 <= ord(c) < 127).replace("\\", "").replace("(", "").replace(")", "")
+    stream = f"BT /F1 18 Tf 40 100 Td ({safe}) Tj ET".encode()
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 400 200] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> Path:
+    """Write a complete run folder at `root` (stages chosen by spec.stages); returns root."""
+    spec = spec or SyntheticSpec()
+    from atlas.config import Config
+    root = Path(root)
+    store = RunStore(root)
+    rng = np.random.default_rng(spec.seed)
+    n, t, k = spec.images, spec.thumb, min(spec.k, spec.images)
+    hostile = spec.hostile
+    class_names = [f"class {c}" for c in range(spec.classes)]
+    if hostile:
+        class_names = [HOSTILE[c % len(HOSTILE)] + f" #{c}" for c in range(spec.classes)]
+    title = 'synthetic <i>atlas</i> & "friends"' if hostile else "synthetic atlas"
+    layer_list = [(name, ('fc"7<' if hostile and alias == "fc7" else alias), tuple(shape))
+                  for name, alias, shape in spec.layers]
+    cfg = Config(model="synthnet", data="synthetic", out=str(root), title=title,
+                 layers=[name for name, _, _ in layer_list], topk=k, seeds=spec.seeds,
+                 priors=[p for p in spec.priors], neighbors=spec.neighbors)
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(root / "config.json", {**cfg.resolved(), "synthetic": asdict(spec) | {"stages": list(spec.stages)}})
+
+    labels = rng.integers(0, spec.classes, n)
+    labels[::17] = -1  # some images without a class
+    thumbs = _smooth(rng, n, t)
+    keys: dict[str, str] = {}
+
+    def fill_dataset(out: Path) -> dict:
+        desc = [(f'{HOSTILE[i % len(HOSTILE)]}/img{i}.png' if hostile else f"synthetic/img{i}.png") for i in range(n)]
+        name = "synth <b>set</b> & co" if hostile else "synthetic"
+        write_json(out / "images.json", {"name": name, "fingerprint": f"synthetic-{spec.seed}-{n}",
+                                         "class_names": class_names, "count": n, "source_index": list(range(n)),
+                                         "items": [{"id": i, "label": int(labels[i]), "desc": desc[i]}
+                                                   for i in range(n)]})
+        skipped = [{"path": "broken/file.jpg", "reason": "cannot identify image file"}]
+        if hostile:
+            skipped.append({"path": "<b>bad</b>.png", "reason": '<script>alert("skip")</script>'})
+        write_json(out / "skipped.json", skipped)
+        np.save(out / "thumbs.npy", thumbs)
+        return {"images": n, "skipped": len(skipped)}
+
+    maxact: dict[str, np.ndarray] = {}
+    for name, _, shape in layer_list:
+        c = shape[0]
+        pref = rng.integers(0, spec.classes, c)
+        scale = rng.gamma(2.0, 1.0, c).astype(np.float32)
+        m = (rng.gamma(1.5, 1.0, (n, c)) * scale).astype(np.float32)
+        m += 2.5 * scale * (labels[:, None] == pref[None, :])
+        m[:, ::23] = 0.0  # dead units
+        maxact[name] = m
+
+    if "dataset" in spec.stages:
+        keys["dataset"] = _write_stage(store, "dataset", {"synthetic": spec.seed, "images": n}, {}, fill_dataset)
+
+    tops: dict[str, tuple] = {}
+    for name, _, shape in layer_list:
+        m = maxact[name]
+        ids = np.argsort(-m, axis=0, kind="stable")[:k].T.astype(np.int64)
+        values = np.take_along_axis(m.T, ids, axis=1).astype(np.float32)
+        hw = shape[1:] if len(shape) == 3 else (1, 1)
+        pos = np.stack([rng.integers(0, hw[0], ids.shape), rng.integers(0, hw[1], ids.shape)], -1).astype(np.int32)
+        if len(shape) == 1:
+            pos[:] = 0
+        tops[name] = (values, ids, pos)
+
+    def fill_topk(out: Path) -> dict:
+        for name, _, shape in layer_list:
+            (out / name).mkdir()
+            values, ids, pos = tops[name]
+            np.save(out / name / "values.npy", values)
+            np.save(out / name / "ids.npy", ids)
+            np.save(out / name / "pos.npy", pos)
+            np.save(out / name / "maxact.npy", maxact[name])
+        write_json(out / "layers.json", [{"name": nm, "alias": al, "shape": list(sh), "units": sh[0],
+                                          "kind": "conv" if len(sh) == 3 else "fc"} for nm, al, sh in layer_list])
+        return {"images": n, "units": sum(sh[0] for _, _, sh in layer_list), "k": k}
+
+    if "topk" in spec.stages:
+        keys["topk"] = _write_stage(store, "topk", {"layers": [x[0] for x in layer_list], "k": k},
+                                    {"dataset": keys.get("dataset", "")}, fill_topk)
+
+    for name, _, shape in layer_list:
+        c = shape[0]
+        values, ids, pos = tops[name]
+        if "featvis" in spec.stages:
+            u = c if spec.featvis_units is None else min(spec.featvis_units, c)
+
+            def fill_featvis(out: Path, u=u, values=values) -> dict:
+                s, sz = spec.seeds, spec.featvis_size
+                for prior in spec.priors:
+                    arr = np.lib.format.open_memmap(out / f"{prior}.npy", mode="w+", dtype=np.uint8,
+                                                    shape=(u, s, sz, sz, 3))
+                    for a in range(0, u, 512):
+                        b = min(u, a + 512)
+                        arr[a:b] = _smooth(rng, (b - a) * s, sz).reshape(b - a, s, sz, sz, 3)
+                    arr.flush()
+                    del arr
+                    act = values[:u, :1] * rng.uniform(0.4, 3.0, (u, s))
+                    np.save(out / f"{prior}_act.npy", act.astype(np.float32))
+                write_json(out / "meta.json", {"priors": list(spec.priors), "seeds": s, "units": u,
+                                               "iterations": {p: 200 for p in spec.priors},
+                                               "crop": [0, 0, sz, sz] if len(shape) == 3 else None,
+                                               "size": sz, "synthetic": True})
+                return {"units": u}
+
+            _write_stage(store, f"featvis/{name}", {"layer": name}, {"topk": keys.get("topk", "")}, fill_featvis)
+
+        if "evidence" in spec.stages:
+            def fill_evidence(out: Path, c=c, values=values, ids=ids, pos=pos, shape=shape) -> dict:
+                p = spec.patch
+                patches = np.lib.format.open_memmap(out / "patches.npy", mode="w+", dtype=np.uint8,
+                                                     shape=(c, k, p, p, 3))
+                heat = np.lib.format.open_memmap(out / "heatmaps.npy", mode="w+", dtype=np.uint8,
+                                                 shape=(c, k, t, t, 3))
+                hw = shape[1:] if len(shape) == 3 else (1, 1)
+                grid = np.arange(t, dtype=np.float32)
+                for a in range(0, c, 256):
+                    b = min(c, a + 256)
+                    img = thumbs[ids[a:b]]                                        # (B,k,t,t,3)
+                    cy = (pos[a:b, :, 0] + 0.5) * t / hw[0]
+                    cx = (pos[a:b, :, 1] + 0.5) * t / hw[1]
+                    y0 = np.clip(np.round(cy - t / 4).astype(int), 0, t // 2)
+                    x0 = np.clip(np.round(cx - t / 4).astype(int), 0, t // 2)
+                    src = (np.arange(p) * (t // 2) // p)
+                    yy = y0[..., None, None] + src[None, None, :, None]
+                    xx = x0[..., None, None] + src[None, None, None, :]
+                    bi = np.arange(b - a)[:, None, None, None]
+                    ki = np.arange(k)[None, :, None, None]
+                    patches[a:b] = img[bi, ki, yy, xx]
+                    d2 = (grid[None, None, :, None] - cy[..., None, None]) ** 2 + \
+                         (grid[None, None, None, :] - cx[..., None, None]) ** 2
+                    w = np.exp(-d2 / (2 * (t / 6) ** 2))[..., None]
+                    red = np.array([255, 40, 0], np.float32)
+                    heat[a:b] = (img * (1 - 0.6 * w) + red * 0.6 * w).astype(np.uint8)
+                patches.flush()
+                heat.flush()
+                del patches, heat
+                m = maxact[name]
+                lo, hi = m.min(0), m.max(0)
+                span = np.where(hi > lo, hi - lo, 1.0)
+                edges = (lo[:, None] + span[:, None] * np.linspace(0, 1, spec.bins + 1)[None, :]).astype(np.float32)
+                idx = np.clip(((m - lo) / span * spec.bins).astype(int), 0, spec.bins - 1)
+                hist = np.bincount((np.arange(c)[None, :] * spec.bins + idx).ravel(),
+                                   minlength=c * spec.bins).reshape(c, spec.bins).astype(np.int64)
+                np.save(out / "hist.npy", hist)
+                np.save(out / "hist_edges.npy", edges)
+                mean, std = m.mean(0), m.std(0)
+                stats, labs = [], []
+                top_labels = labels[ids]
+                for u in range(c):
+                    counts = np.bincount(top_labels[u][top_labels[u] >= 0], minlength=spec.classes)
+                    order = np.argsort(-counts, kind="stable")[:3]
+                    stats.append({"unit": u, "mean": float(mean[u]), "std": float(std[u]), "max": float(hi[u]),
+                                  "selectivity": float((hi[u] - mean[u]) / (hi[u] + 1e-6)), "dead": bool(hi[u] <= 0),
+                                  "nonfinite": 0,
+                                  "top_classes": [[class_names[j], float(counts[j] / k)] for j in order if counts[j]]})
+                    if hi[u] <= 0 or u % 5 == 4:
+                        labs.append({"unit": u, "label": None, "score": 0.0, "method": "iou"})
+                    else:
+                        text = CONCEPTS[(u * 7) % len(CONCEPTS)]
+                        if hostile and u % 3 == 0:
+                            text = HOSTILE[u % len(HOSTILE)]
+                        labs.append({"unit": u, "label": text, "score": float(rng.uniform(0.04, 0.4)),
+                                     "method": "iou"})
+                write_json(out / "stats.json", stats)
+                write_json(out / "labels.json", labs)
+                return {"units": c}
+
+            _write_stage(store, f"evidence/{name}", {"layer": name}, {"topk": keys.get("topk", "")}, fill_evidence)
+
+    if "maps" in spec.stages:
+        def fill_maps(out: Path) -> dict:
+            d = 16
+            centers = rng.normal(0, 4, (spec.classes + 1, d)).astype(np.float32)
+            feats = (centers[labels] + rng.normal(0, 1, (n, d))).astype(np.float32)
+            np.save(out / "features.npy", feats)
+            c2 = rng.uniform(-30, 30, (spec.classes + 1, 2))
+            np.save(out / "tsne.npy", (c2[labels] + rng.normal(0, 3, (n, 2))).astype(np.float32))
+            c3 = rng.uniform(-8, 8, (spec.classes + 1, 2))
+            np.save(out / "umap.npy", (c3[labels] + rng.normal(0, 1, (n, 2))).astype(np.float32))
+            kk = min(spec.neighbors, n - 1)
+            nb = np.empty((n, kk), np.int64)
+            dist = np.empty((n, kk), np.float32)
+            sq = (feats ** 2).sum(1)
+            for a in range(0, n, 1024):
+                b = min(n, a + 1024)
+                d2 = sq[a:b, None] + sq[None, :] - 2 * feats[a:b] @ feats.T
+                d2[np.arange(b - a), np.arange(a, b)] = np.inf
+                order = np.argsort(d2, axis=1, kind="stable")[:, :kk]
+                nb[a:b] = order
+                dist[a:b] = np.sqrt(np.maximum(np.take_along_axis(d2, order, 1), 0))
+            np.save(out / "neighbors.npy", nb)
+            np.save(out / "distances.npy", dist)
+            for name, _, shape in layer_list:
+                cc = rng.uniform(-10, 10, (6, 2))
+                np.save(out / f"units_{name}.npy",
+                        (cc[np.arange(shape[0]) % 6] + rng.normal(0, 2, (shape[0], 2))).astype(np.float32))
+            write_json(out / "meta.json", {"layer": layer_list[-1][0], "neighbors": kk, "metric": "l2",
+                                           "tsne": {"perplexity": 30.0}, "umap": {"n_neighbors": 15},
+                                           "unit_layers": [x[0] for x in layer_list], "synthetic": True})
+            return {"images": n}
+
+        _write_stage(store, "maps", {"synthetic": spec.seed}, {"topk": keys.get("topk", "")}, fill_maps)
+
+    if "figures" in spec.stages:
+        for name, alias, shape in layer_list:
+            def fill_figures(out: Path, name=name, shape=shape) -> dict:
+                count = min(spec.figure_units, shape[0])
+                for u in range(count):
+                    (out / f"{u}.pdf").write_bytes(_minimal_pdf(f"{name} unit {u}"))
+                    from atlas.render.png import encode_png
+                    (out / f"{u}.png").write_bytes(encode_png(_smooth(rng, 1, 96)[0]))
+                return {"figures": count}
+
+            _write_stage(store, f"figures/{name}", {"layer": name}, {"topk": keys.get("topk", "")}, fill_figures)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m atlas.render.synthetic OUT [--units N] [--images N] [--hostile]`."""
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--units", type=int, default=0, help="AlexNet-shaped layers with this many units in all")
+    ap.add_argument("--images", type=int, default=60)
+    ap.add_argument("--hostile", action="store_true")
+    args = ap.parse_args(argv)
+    spec = SyntheticSpec(images=args.images, hostile=args.hostile)
+    if args.units:
+        spec.layers = alexnet_like(args.units)
+    print(write_synthetic_run(args.out, spec))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["SyntheticSpec", "write_synthetic_run", "alexnet_like", "ALL_STAGES", "HOSTILE"]

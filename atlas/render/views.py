@@ -1,0 +1,367 @@
+"""From gathered artifacts to plain page contexts (dicts of str, int, float, None, lists).
+
+Whole-layer work is done once, vectorized, in `LayerView` (neighbouring units, majority
+classes, which images each unit keeps). Per-page work is small and done lazily by the
+page's job, in the worker process that renders it. Contexts are JSON-able, so a page's
+digest (for the incremental re-render) is a hash of exactly what it shows.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from atlas.render import names
+from atlas.render.gather import LayerData, SiteData
+from atlas.render.tiles import tile_groups, tile_refs
+
+PRIOR_NAMES = {"dgn": "DGN-AM (generator prior)", "pixel": "pixel prior (Yosinski et al.)",
+               "fourier": "Fourier prior (Olah et al.)"}
+N_NEIGHBORS = 8
+N_EXCITES = 6
+CLASS_UNITS = 12
+CLASS_IMAGES = 60
+
+
+def num(v) -> float | None:
+    """A float for JSON and templates; None for NaN and infinities."""
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+@dataclass
+class LayerView:
+    """One layer, precomputed once for all its pages."""
+    data: LayerData
+    ref: dict                         # what any page needs to name and link the layer
+    k: int
+    ids: list                         # (C, k) image ids, -1 padded entries removed per unit
+    values: list                      # (C, k)
+    pos: list                         # (C, k, 2)
+    maxv: list                        # per unit top value (None if no images)
+    labels: list                      # per unit label dict or None
+    stats: list                       # per unit stats dict or None
+    thumb: list                       # per unit {"src", "n", "j"} or None: the unit's best small picture
+    neighbor_kind: str                # "map" | "overlap" | "": how neighbouring units are found
+    top_class: list                   # per unit majority class of its top images, -1 if none
+    class_counts: np.ndarray          # (C, classes) top-k images per class
+    featvis_units: int = 0
+    tiles: dict = field(default_factory=dict)   # kind (prior, "patch", "heat") -> tiles.TileRef
+    extra: dict = field(default_factory=dict)
+    _neighbors: list | None = None
+
+    @property
+    def neighbors(self) -> list:
+        """Per unit [(unit, shared top images or None)]; computed when a page first needs
+        it, so a re-render with nothing to redo never pays for it."""
+        if self._neighbors is None:
+            layer = self.data
+            if self.neighbor_kind == "map":
+                self._neighbors = [[(v, None) for v in row] for row in _map_neighbors(layer.unit_map, N_NEIGHBORS)]
+            elif self.neighbor_kind == "overlap":
+                self._neighbors = _overlap_neighbors(np.asarray(layer.topk_ids), len(layer.maxact), N_NEIGHBORS)
+            else:
+                self._neighbors = [[] for _ in range(layer.units)]
+        return self._neighbors
+
+
+def layer_ref(layer: LayerData) -> dict:
+    return {"slug": layer.slug, "name": layer.name, "alias": layer.alias, "short": layer.short,
+            "title": layer.title, "units": layer.units, "kind": layer.kind, "shape": list(layer.shape)}
+
+
+def _unit_thumb(refs: dict, u: int, top_id: int | None) -> dict | None:
+    """The unit's best small picture: DGN seed 0, else another prior, else its top patch,
+    else its top image."""
+    for kind in ["dgn"] + [k for k in refs if k not in ("dgn", "patch", "heat")] + ["patch"]:
+        ref = refs.get(kind)
+        if ref is not None and u < ref.units:
+            return {"src": ref.src(u), "n": ref.n, "j": ref.offset}
+    if top_id is not None:
+        return {"src": names.data_png(top_id), "n": 1, "j": 0}
+    return None
+
+
+def _map_neighbors(coords: np.ndarray, n: int) -> list:
+    """For each point its n nearest other points in 2-D; ties go to the lower index."""
+    c = len(coords)
+    n = min(n, c - 1)
+    if n <= 0:
+        return [[] for _ in range(c)]
+    xy = np.nan_to_num(np.asarray(coords, dtype=np.float64), nan=1e12, posinf=1e12, neginf=-1e12)
+    if c > 1500:  # a k-d tree beats the blocks of distances once layers have thousands of units
+        from scipy.spatial import cKDTree
+        _, idx = cKDTree(xy).query(xy, k=n + 1)
+        return [[v for v in row if v != u][:n] for u, row in enumerate(idx.tolist())]
+    xy = xy - xy.mean(0)
+    sq = (xy ** 2).sum(1)
+    rows: list = []
+    for a in range(0, c, 1024):
+        b = min(c, a + 1024)
+        d = sq[a:b, None] + sq[None, :] - 2 * xy[a:b] @ xy.T
+        d[np.arange(b - a), np.arange(a, b)] = np.inf
+        part = np.argpartition(d, n - 1, axis=1)[:, :n] if n < c - 1 else np.tile(np.arange(c), (b - a, 1))
+        order = np.lexsort((part, np.take_along_axis(d, part, 1)), axis=1)
+        rows += np.take_along_axis(part, order, 1).tolist()
+    return [[v for v in row if v != u][:n] for u, row in enumerate(rows)]
+
+
+def _overlap_neighbors(ids: np.ndarray, n_images: int, n: int) -> list:
+    """For each unit [(unit, shared images)] for the units sharing most of its top-k images
+    (ties: lower unit first)."""
+    from scipy import sparse
+    c, k = ids.shape
+    valid = ids >= 0
+    rows = np.repeat(np.arange(c), k)[valid.ravel()]
+    a = sparse.csr_matrix((np.ones(len(rows), np.int32), (rows, ids.ravel()[valid.ravel()])), shape=(c, n_images))
+    shared = (a @ a.T).tocsr()
+    out = []
+    for u in range(c):
+        start, end = shared.indptr[u], shared.indptr[u + 1]
+        cols, counts = shared.indices[start:end], shared.data[start:end]
+        keep = cols != u
+        cols, counts = cols[keep], counts[keep]
+        order = np.lexsort((cols, -counts))[:n]
+        out.append(list(zip(cols[order].tolist(), counts[order].tolist())))
+    return out
+
+
+def make_layer_view(data: SiteData, layer: LayerData) -> LayerView:
+    ids = np.asarray(layer.topk_ids)
+    values = np.asarray(layer.topk_values, dtype=np.float64)
+    c, k = ids.shape
+    labels_of_image = np.array([it["label"] for it in data.dataset["items"]], dtype=np.int64)
+    n_classes = max(1, len(data.class_names))
+    top_labels = np.where(ids >= 0, labels_of_image[np.clip(ids, 0, None)], -1)
+    flat = (np.arange(c)[:, None] * n_classes + np.clip(top_labels, 0, None))[top_labels >= 0]
+    class_counts = np.bincount(flat, minlength=c * n_classes).reshape(c, n_classes)
+    top_class = np.where(class_counts.max(1) > 0, class_counts.argmax(1), -1).tolist()
+    ids_l, vals_l, pos_l = ids.tolist(), values.tolist(), np.asarray(layer.topk_pos).tolist()
+    keep = [[j for j in range(k) if ids_l[u][j] >= 0] for u in range(c)] if (ids < 0).any() else None
+    if keep is not None:
+        ids_l = [[ids_l[u][j] for j in keep[u]] for u in range(c)]
+        vals_l = [[vals_l[u][j] for j in keep[u]] for u in range(c)]
+        pos_l = [[pos_l[u][j] for j in keep[u]] for u in range(c)]
+    maxv = [num(v[0]) if v else None for v in vals_l]
+    ev = layer.evidence
+    labels = ev.labels if ev else [None] * c
+    stats = ev.stats if ev else [None] * c
+    refs = tile_refs(layer, tile_groups(layer))
+    thumb = [_unit_thumb(refs, u, ids_l[u][0] if ids_l[u] else None) for u in range(c)]
+    kind = "map" if layer.unit_map is not None else "overlap" if c > 1 else ""
+    extra = {}
+    if ev is not None and ev.hist is not None:
+        extra = {"hist_peak": ev.hist.max(axis=1).tolist() if ev.hist.shape[1] else [0] * c,
+                 "hist_total": ev.hist.sum(axis=1).tolist()}
+    return LayerView(data=layer, ref=layer_ref(layer), k=k, extra=extra, ids=ids_l, values=vals_l, pos=pos_l, maxv=maxv,
+                     labels=labels, stats=stats, thumb=thumb, neighbor_kind=kind,
+                     top_class=top_class, class_counts=class_counts, tiles=refs,
+                     featvis_units=layer.featvis.units if layer.featvis else 0)
+
+
+def class_name(data: SiteData, label: int) -> str:
+    names_ = data.class_names
+    return names_[label] if 0 <= label < len(names_) else ""
+
+
+def fmt(v, spec: str = ".3g") -> str:
+    """A number as the pages show it; '–' for missing or non-finite."""
+    if v is None:
+        return "–"
+    f = float(v)
+    return format(f, spec) if math.isfinite(f) else "–"
+
+
+def tile_style(n: int, j: int) -> str:
+    """CSS picking tile j of a strip of n tiles shown with object-fit: cover."""
+    return f"object-position:{100 * j / (n - 1):.4g}% 0" if n > 1 else ""
+
+
+def card(view: LayerView, u: int, note: str = "", root: str = "") -> dict:
+    """A link to a unit as other pages show it: thumbnail, name, label, a note. URLs in
+    contexts carry the page's `root` prefix, so templates print each one once."""
+    lab = view.labels[u]
+    thumb = view.thumb[u]
+    return {"href": root + names.unit_page(view.ref["slug"], u), "name": f"{view.ref['short']}:{u}",
+            "label": str(lab["label"]) if lab else "", "note": note,
+            "src": root + thumb["src"] if thumb else None,
+            "style": tile_style(thumb["n"], thumb["j"]) if thumb else ""}
+
+
+def hist_path(counts: np.ndarray, peak: float, width: int = 200, height: int = 60) -> str:
+    """An SVG path of a histogram's bars (as a step outline), scaled so `peak` is full height."""
+    counts = np.asarray(counts, dtype=np.float64)
+    h = np.round(height - (counts / peak * (height - 2) if peak > 0 else counts * 0), 1)
+    step = width / max(1, len(counts))
+    parts = [f"M0 {height}"]
+    for i, y in enumerate(h.tolist()):
+        parts.append(f"V{y:g}H{(i + 1) * step:.4g}")
+    parts.append(f"V{height}Z")
+    return "".join(parts)
+
+
+def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") -> dict:
+    layer, slug, short = view.data, view.ref["slug"], view.ref["short"]
+    items = data.dataset["items"]
+    ev = layer.evidence
+    patch, heat = view.tiles.get("patch"), view.tiles.get("heat")
+    top = []
+    for j, (i, v) in enumerate(zip(view.ids[u], view.values[u])):
+        top.append({"id": i, "href": root + names.image_page(i), "src": root + names.data_png(i),
+                    "cap": f"#{j + 1} · {fmt(v)}", "cls": class_name(data, items[i]["label"]),
+                    "patch": tile_style(patch.n, patch.offset + j) if patch and j < patch.count else None,
+                    "heat": tile_style(heat.n, heat.offset + j) if heat and j < heat.count else None})
+    maxv = view.maxv[u]
+    featvis = []
+    fv = layer.featvis
+    if fv and u < fv.units:
+        for prior in fv.priors:
+            acts = fv.acts[prior][u].tolist()
+            ref = view.tiles[prior]
+            featvis.append({"prior": prior, "name": PRIOR_NAMES.get(prior, prior),
+                            "iterations": (fv.meta.get("iterations") or {}).get(prior),
+                            "src": root + ref.src(u),
+                            "seeds": [{"style": tile_style(ref.n, ref.offset + j),
+                                       "alt": f"{short} unit {u}, {prior} seed {j}",
+                                       "cap": f"seed {j} · {fmt(a)}",
+                                       "rel": f"({fmt(a / maxv, '.2f')}×)" if maxv and num(a) is not None else ""}
+                                      for j, a in enumerate(acts[:fv.seeds])]})
+    hist = None
+    if ev is not None and ev.hist is not None:
+        edges = ev.hist_edges[u]
+        peak, total = view.extra["hist_peak"][u], view.extra["hist_total"][u]
+        hist = {"path": hist_path(ev.hist[u], peak), "lo": fmt(edges[0]), "hi": fmt(edges[-1]), "peak": peak,
+                "total": total, "bins": int(ev.hist.shape[1])}
+    stats = view.stats[u]
+    if stats:
+        stats = {"mean": fmt(stats.get("mean")), "std": fmt(stats.get("std")),
+                 "selectivity": fmt(stats.get("selectivity")),
+                 "dead": bool(stats.get("dead", False)), "nonfinite": int(stats.get("nonfinite", 0) or 0),
+                 "top_classes": " · ".join(f"{n} {100 * float(sh):.0f}%" for n, sh in (stats.get("top_classes") or []))}
+    lab = view.labels[u]
+    label = {"text": str(lab["label"]), "score": fmt(lab.get("score")), "method": str(lab.get("method") or "")} \
+        if lab else None
+    figure = None
+    if u in layer.figures:
+        f = layer.figures[u]
+        figure = {"pdf": root + names.figure_file(slug, u, "pdf") if "pdf" in f else None,
+                  "png": root + names.figure_file(slug, u, "png") if "png" in f else None}
+    return {
+        "layer": view.ref, "unit": u,
+        "prev": u - 1 if u > 0 else None, "next": u + 1 if u + 1 < layer.units else None,
+        "label": label, "stats": stats, "max": fmt(maxv), "top": top,
+        "nonfinite": int(layer.nonfinite[u]) if layer.nonfinite is not None else (stats or {}).get("nonfinite", 0),
+        "dead": bool(layer.dead[u]) if layer.dead is not None else bool((stats or {}).get("dead")),
+        "patch": root + patch.src(u) if patch else None, "heat": root + heat.src(u) if heat else None,
+        "featvis": featvis, "crop": ", ".join(map(str, fv.meta["crop"])) if fv and u < fv.units
+        and fv.meta.get("crop") else "",
+        "hist": hist, "figure": figure,
+        "neighbors": [card(view, v, f"{shared} shared" if shared else "", root) for v, shared in view.neighbors[u]],
+        "neighbor_kind": view.neighbor_kind, "missing": _missing(layer), "on_map": layer.unit_map is not None,
+    }
+
+
+def _missing(layer: LayerData) -> list[str]:
+    """What this run did not compute for the layer, to say so on its pages."""
+    out = []
+    if layer.featvis is None:
+        out.append("feature visualizations")
+    ev = layer.evidence
+    if ev is None:
+        out.append("patches, heatmaps, histograms and labels")
+    else:
+        out += [name for name, arr in (("patches", ev.patches), ("heatmaps", ev.heatmaps), ("histograms", ev.hist))
+                if arr is None]
+    return out
+
+
+def topk_membership(views: list[LayerView], n_images: int) -> list[list[list[int]]]:
+    """For each layer, for each image: the units that keep it in their top-k (by rank)."""
+    out = []
+    for view in views:
+        per_image: list[list[int]] = [[] for _ in range(n_images)]
+        for rank in range(view.k):
+            for u, ids in enumerate(view.ids):
+                if rank < len(ids):
+                    per_image[ids[rank]].append(u)
+        out.append(per_image)
+    return out
+
+
+def image_context(data: SiteData, views: list[LayerView], member: list, i: int, root: str = "../") -> dict:
+    items = data.dataset["items"]
+    item = items[i]
+    neighbors = []
+    maps = data.maps
+    if maps is not None and maps.neighbors is not None:
+        nb = maps.neighbors[i].tolist()
+        ds = maps.distances[i].tolist() if maps.distances is not None else [None] * len(nb)
+        neighbors = [{"id": j, "d": fmt(d), "cls": class_name(data, items[j]["label"]),
+                      "href": root + names.image_page(j), "src": root + names.data_png(j)}
+                     for j, d in zip(nb, ds) if j >= 0]
+    excites = []
+    for li, view in enumerate(views):
+        row = np.asarray(view.data.maxact[i], dtype=np.float64)
+        row = np.where(np.isfinite(row), row, -np.inf)
+        n = min(N_EXCITES, len(row))
+        part = np.argpartition(-row, n - 1)[:n] if n < len(row) else np.arange(len(row))
+        order = part[np.lexsort((part, -row[part]))]
+        excites.append({"layer": view.ref,
+                        "units": [card(view, int(u), fmt(row[u]), root) for u in order],
+                        "topk_of": [{"href": root + names.unit_page(view.ref["slug"], u),
+                                     "name": f"{view.ref['short']}:{u}"}
+                                    for u in member[li][i][:24]],
+                        "topk_count": len(member[li][i])})
+    label = item["label"]
+    return {"id": i, "cls": class_name(data, label), "cls_href": root + names.class_page(label, data.class_names[label])
+            if label >= 0 and label < len(data.class_names) else None,
+            "desc": str(item.get("desc", "")), "src": root + names.data_png(i), "neighbors": neighbors,
+            "excites": excites, "has_map": bool(maps and maps.coords),
+            "prev": i - 1 if i > 0 else None, "next": i + 1 if i + 1 < len(items) else None}
+
+
+def class_context(data: SiteData, views: list[LayerView], label: int, images: list[int], root: str = "../") -> dict:
+    units = []
+    for view in views:
+        counts = view.class_counts[:, label] if view.class_counts.shape[1] > label else np.zeros(0)
+        cand = np.flatnonzero(counts > 0)
+        if len(cand):
+            maxv = np.array([view.maxv[u] if view.maxv[u] is not None else -np.inf for u in cand])
+            cand = cand[np.lexsort((cand, -maxv, -counts[cand]))][:CLASS_UNITS]
+        units.append({"layer": view.ref, "k": view.k,
+                      "units": [card(view, int(u), f"{int(counts[u])}/{view.k} top images", root) for u in cand]})
+    return {"label": label, "name": data.class_names[label], "count": len(images),
+            "images": [{"id": i, "src": root + names.data_png(i), "href": root + names.image_page(i)}
+                       for i in images[:CLASS_IMAGES]],
+            "units": units, "has_map": bool(data.maps and data.maps.coords)}
+
+
+def layer_summary(view: LayerView) -> dict:
+    """What the home page says about a layer: what was computed for it."""
+    layer = view.data
+    fv, ev = layer.featvis, layer.evidence
+    return {**view.ref, "k": view.k,
+            "featvis": {"priors": fv.priors, "seeds": fv.seeds, "units": fv.units} if fv else None,
+            "evidence": {"patches": ev.patches is not None, "heatmaps": ev.heatmaps is not None,
+                         "hist": ev.hist is not None,
+                         "labeled": sum(1 for r in ev.labels if r)} if ev else None,
+            "unit_map": layer.unit_map is not None, "figures": len(layer.figures)}
+
+
+def home_context(data: SiteData, views: list[LayerView]) -> dict:
+    order = {"dataset": 0, "topk": 1, "featvis": 2, "evidence": 3, "maps": 4, "figures": 5}
+    ranked = sorted(data.stages, key=lambda s: (order.get(s.name.split("/")[0], 9), s.name))
+    stages = [{"name": s.name, "key": s.key, "finished": s.finished, "seconds": num(s.seconds)
+               if s.seconds is not None else None, "files": s.files, "bytes": s.bytes,
+               "summary": [[str(k), str(v)] for k, v in sorted(s.summary.items())]} for s in ranked]
+    config = [[str(k), str(v)] for k, v in sorted(data.config.items()) if k != "synthetic"]
+    classes = [{"name": n, "href": names.class_page(i, n)} for i, n in enumerate(data.class_names)]
+    return {"layers": [layer_summary(v) for v in views], "stages": stages, "config": config,
+            "skipped": [{"path": str(s.get("path", "")), "reason": str(s.get("reason", ""))} for s in data.skipped],
+            "dataset": {"name": str(data.dataset.get("name", "")), "fingerprint": str(data.dataset.get("fingerprint", "")),
+                        "count": int(data.dataset.get("count", 0)), "classes": len(data.class_names)},
+            "classes": classes, "model": str(data.config.get("model", "")), "weights": data.weights,
+            "units": sum(v.ref["units"] for v in views), "has_map": bool(data.maps and data.maps.coords),
+            "maps_meta": [[str(k), str(v)] for k, v in sorted((data.maps.meta if data.maps else {}).items())
+                          if k not in ("synthetic",)]}

@@ -1,0 +1,129 @@
+"""How fast the renderer builds a large site, from scratch and again with nothing changed.
+
+Writes a synthetic run (AlexNet-shaped layers, every artifact of the contract) with
+`atlas.render.synthetic`, renders it from scratch, renders it again unchanged, then
+changes one unit's label and renders again. The last line printed is one JSON object:
+
+    {"pages_per_s": P, "units": N, "pages": ..., "scratch_s": ..., "rerender_s": ..., ...}
+
+pages_per_s = HTML pages / wall time of the from-scratch render, everything included
+(gathering artifacts, encoding every PNG, writing every file). On a shared machine the wall
+time depends on the other jobs; scratch_cpu_s (user + system time of the render and its
+workers) and load_avg_1m say how much of the machine the render had.
+
+    python benchmarks/site_speed.py [--units 10240] [--images 2000] [--workers N] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from atlas.render.build import render_site  # noqa: E402
+from atlas.render.jobs import default_workers  # noqa: E402
+from atlas.render.synthetic import SyntheticSpec, alexnet_like, write_synthetic_run  # noqa: E402
+from atlas.stages.store import RunStore, read_json, write_json  # noqa: E402
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def relabel_one(run: Path, layer: str, unit: int) -> None:
+    """Rewrite one layer's evidence stage with one unit's label changed (a real new stage)."""
+    store = RunStore(run)
+    name = f"evidence/{layer}"
+    old = store.stage_dir(name)
+    man = store.manifest(name)
+    with store.writing(name, man["key"] + "-relabel", {k: man[k] for k in ("version", "params", "deps")}) as out:
+        for f in old.iterdir():
+            if f.name not in ("manifest.json", "labels.json"):
+                os.link(f, Path(out) / f.name)  # same bytes, no copy
+        labels = read_json(old / "labels.json")
+        text = "texture:relabelled-b" if labels[unit].get("label") == "texture:relabelled-a" else "texture:relabelled-a"
+        labels[unit] = {"unit": unit, "label": text, "score": 0.5, "method": "iou"}
+        write_json(Path(out) / "labels.json", labels)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--units", type=int, default=10_240)
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--thumb", type=int, default=32)
+    ap.add_argument("--featvis-size", type=int, default=64)
+    ap.add_argument("--patch", type=int, default=32)
+    ap.add_argument("--k", type=int, default=9)
+    ap.add_argument("--workers", type=int, default=0, help="render processes (default: one per CPU)")
+    ap.add_argument("--out", help="keep the run here (default: a temporary folder, removed)")
+    args = ap.parse_args()
+    workers = args.workers or default_workers()
+    base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="atlas-site-speed-"))
+    run = base / "run"
+    spec = SyntheticSpec(layers=alexnet_like(args.units), images=args.images, thumb=args.thumb,
+                         featvis_size=args.featvis_size, patch=args.patch, k=args.k, classes=100,
+                         neighbors=10, figure_units=4)
+    try:
+        t = time.perf_counter()
+        if not (run / "stages" / "topk" / "manifest.json").is_file():
+            write_synthetic_run(run, spec)
+        print(f"synthetic run: {time.perf_counter() - t:.1f} s -> {run}", flush=True)
+        # a site left by an earlier run is moved aside and deleted after the timing: deleting
+        # tens of thousands of files just before creating as many makes ext4 search for
+        # inodes that were not freed a moment ago, which is not what a first build meets
+        old = base / f"old-site-{time.time_ns()}"
+        if (run / "site").exists():
+            (run / "site").rename(old)
+
+        t, cpu0 = time.perf_counter(), cpu_seconds()
+        first = render_site(run, workers=workers)
+        scratch, scratch_cpu = time.perf_counter() - t, cpu_seconds() - cpu0
+        shutil.rmtree(old, ignore_errors=True)
+        print(first.line(), {k: round(v, 2) for k, v in first.seconds.items()}, flush=True)
+
+        t = time.perf_counter()
+        again = render_site(run, workers=workers)
+        rerender = time.perf_counter() - t
+        print(again.line(), {k: round(v, 2) for k, v in again.seconds.items()}, flush=True)
+
+        layer = spec.layers[-1][0]
+        relabel_one(run, layer, 5)
+        t = time.perf_counter()
+        one = render_site(run, workers=workers)
+        one_s = time.perf_counter() - t
+        print(one.line(), {k: round(v, 2) for k, v in one.seconds.items()}, flush=True)
+
+        produced = lambda rep: sum(sum(v.values()) - v["cached"] for v in rep.counts.values())  # noqa: E731
+        units = sum(s[0] for _, _, s in spec.layers)
+        result = {
+            "pages_per_s": round(first.pages / scratch, 1), "units": units, "pages": first.pages,
+            "files": first.files, "images": args.images, "scratch_s": round(scratch, 2),
+            "scratch_cpu_s": round(scratch_cpu, 2), "pages_per_cpu_s": round(first.pages / scratch_cpu, 1),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "images_encoded": first.counts.get("image", {}).get("written", 0),
+            "phases_s": {k: round(v, 2) for k, v in first.seconds.items()},
+            "rerender_s": round(rerender, 2), "rerender_produced": produced(again),
+            "one_label_changed_s": round(one_s, 2), "one_label_changed_produced": produced(one),
+            "workers": workers, "cpus": os.cpu_count(), "machine": platform.machine(),
+            "sizes": {"thumb": args.thumb, "featvis": args.featvis_size, "patch": args.patch, "k": args.k,
+                      "priors": len(spec.priors), "seeds": spec.seeds},
+        }
+    finally:
+        if not args.out:
+            shutil.rmtree(base, ignore_errors=True)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""Parts of the renderer checked against brute force or a hand computation."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from atlas.render.datafiles import js_assign
+from atlas.render.jobs import digest, hash_bytes
+from atlas.render.names import class_page, safe_name
+from atlas.render.png import encode_png, sheet, strip
+from atlas.render.serve import make_server, site_root
+from atlas.render.views import _map_neighbors, _overlap_neighbors, hist_path, tile_style
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (5, 7, 3), (64, 64, 3), (3, 200, 3), (9, 4), (6, 5, 4)])
+def test_png_decodes_to_the_same_pixels(shape):
+    a = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    back = np.asarray(Image.open(io.BytesIO(encode_png(a))))
+    assert back.shape == a.shape and (back == a).all()
+
+
+def test_png_rejects_what_it_cannot_encode():
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(np.zeros((2, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        encode_png(np.zeros((2, 2, 2), np.uint8))
+
+
+def test_strip_and_sheet_layout():
+    tiles = np.arange(5 * 2 * 3 * 3, dtype=np.uint8).reshape(5, 2, 3, 3)
+    s = strip(tiles)
+    assert s.shape == (2, 15, 3)
+    for j in range(5):
+        assert (s[:, 3 * j:3 * j + 3] == tiles[j]).all()
+    sh = sheet(tiles, cols=2)
+    assert sh.shape == (6, 6, 3)
+    for j in range(5):
+        r, c = divmod(j, 2)
+        assert (sh[2 * r:2 * r + 2, 3 * c:3 * c + 3] == tiles[j]).all()
+    assert (sh[4:6, 3:6] == 0).all()
+
+
+def test_tile_style_picks_the_tile():
+    assert tile_style(1, 0) == ""
+    assert tile_style(2, 1) == "object-position:100% 0"
+    assert tile_style(9, 4) == "object-position:50% 0"
+    assert tile_style(7, 0) == "object-position:0% 0"
+
+
+@pytest.mark.parametrize("c,n", [(300, 5), (1700, 8), (4, 8), (2, 3), (1, 8)])
+def test_map_neighbors_match_brute_force(c, n):
+    xy = np.random.default_rng(c).normal(size=(c, 2))
+    got = _map_neighbors(xy, n)
+    d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    want = np.argsort(d, axis=1, kind="stable")[:, :min(n, c - 1)]
+    assert got == want.tolist()
+
+
+def test_overlap_neighbors_by_hand():
+    ids = np.array([[0, 1, 2], [2, 1, 5], [7, 8, 9], [0, 2, 9]])
+    got = _overlap_neighbors(ids, 10, 2)
+    # unit 0 shares {1,2} with 1 and {0,2} with 3: a tie of 2, lower unit first
+    assert got[0] == [(1, 2), (3, 2)]
+    assert got[2] == [(3, 1)]
+    assert got[3] == [(0, 2), (1, 1)]
+
+
+def test_hist_path_heights():
+    path = hist_path(np.array([0, 5, 10]), 10, width=30, height=60)
+    assert path == "M0 60V60H10V31H20V2H30V60Z"
+
+
+def test_js_assign_cannot_break_out_of_a_script():
+    text = js_assign("X", {"a": "</script><!-- \u2028 ü", "b": [1.5, None]})
+    assert "<" not in text and "\u2028" not in text and "ü" not in text
+    body = text[len("window.X = "):-2]
+    assert json.loads(body) == {"a": "</script><!-- \u2028 ü", "b": [1.5, None]}
+
+
+def test_safe_names_and_class_pages_stay_distinct():
+    names = ["a/b", "a_b", "a b", "<x>", "", ".", ".."]
+    files = {safe_name(n) for n in names}
+    assert len(files) == len(names)
+    assert all(f and "/" not in f and not f.startswith(".") for f in files)
+    assert class_page(0, "cat") != class_page(1, "cat")
+
+
+def test_digests_and_checksums():
+    assert digest({"a": [1, 2]}) == digest({"a": [1, 2]}) != digest({"a": [2, 1]})
+    a = np.zeros(1000, np.uint8)
+    b = a.copy()
+    b[500] = 1
+    assert hash_bytes(a) == hash_bytes(a.copy()) != hash_bytes(b)
+    assert hash_bytes(a[:10], a[10:]) == hash_bytes(a)
+
+
+def test_serve_only_on_localhost(tmp_path):
+    site = tmp_path / "run" / "site"
+    (site / "layers").mkdir(parents=True)
+    (site / "index.html").write_text("<!DOCTYPE html><title>t</title>home")
+    (site / "layers" / "x.html").write_text("unit page")
+    (tmp_path / "secret.txt").write_text("not served")
+    assert site_root(tmp_path / "run") == site.resolve() and site_root(site) == site.resolve()
+    with pytest.raises(FileNotFoundError, match="no site"):
+        site_root(tmp_path / "nothing")
+    server = make_server(site_root(tmp_path / "run"), port=0, quiet=True)
+    host, port = server.server_address[:2]
+    assert host == "127.0.0.1"
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        base = f"http://127.0.0.1:{port}/"
+        assert b"home" in urllib.request.urlopen(base + "index.html", timeout=10).read()
+        assert urllib.request.urlopen(base + "layers/x.html", timeout=10).read() == b"unit page"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "../secret.txt", timeout=10)
+        assert err.value.code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+        t.join(timeout=10)

@@ -1,0 +1,254 @@
+"""The renderer on synthetic runs: complete, escaped, valid, incremental, partial runs."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atlas.render.build import render_site
+from atlas.render.gather import ArtifactError, gather
+from atlas.render.synthetic import HOSTILE, SyntheticSpec, write_synthetic_run
+from atlas.render.writer import CACHE_NAME, SiteWriter
+from atlas.stages.store import RunStore, read_json, write_json
+from site_htmlcheck import check_page, check_site
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory):
+    run = write_synthetic_run(tmp_path_factory.mktemp("hostile") / "run", SyntheticSpec(hostile=True))
+    report = render_site(run, workers=2)
+    return run, report
+
+
+def js_data(path: Path) -> dict:
+    text = path.read_text(encoding="utf-8")
+    m = re.fullmatch(r"window\.(\w+) = (.*);\n", text, re.S)
+    assert m, f"{path} is not a single window.NAME = ...; assignment"
+    return json.loads(m.group(2))
+
+
+def test_every_page_is_valid_and_every_link_resolves(hostile_site):
+    run, report = hostile_site
+    problems, pages = check_site(run / "site")
+    assert problems == []
+    assert pages == report.pages
+    # the checker itself finds what it is meant to find
+    bad = run / "bad.html"
+    bad.write_text('<!DOCTYPE html><html lang="en"><body><div><p>x</div><img src="/x.png"></body></html>')
+    errors, _, _ = check_page(bad)
+    assert any("does not close" in e for e in errors) and any("no alt" in e for e in errors) \
+        and any("non-relative" in e for e in errors)
+
+
+def test_site_has_every_kind_of_page(hostile_site):
+    run, report = hostile_site
+    site = run / "site"
+    spec = SyntheticSpec()
+    units = sum(shape[0] for _, _, shape in spec.layers)
+    assert report.pages == 1 + 2 * len(spec.layers) + units + spec.images + spec.classes + 1  # +layer maps +image map
+    for rel in ["index.html", "search.js", "maps/index.html", "maps/data.js", "layers/features.conv5/index.html",
+                "layers/features.conv5/data.js", "layers/features.conv5/map.html", "layers/features.conv5/31.html",
+                "layers/classifier.fc7/47.html", "images/59.html", "static/atlas.js", "static/grid.js",
+                "static/mapview.js", "static/atlas.css", "figures/features.conv5/0.pdf", "figures/features.conv5/1.png"]:
+        assert (site / rel).is_file(), rel
+    assert not (site / "layers/features.conv5/32.html").exists()
+    assert len(list((site / "classes").glob("*.html"))) == spec.classes
+
+
+def test_user_strings_are_escaped_everywhere(hostile_site):
+    run, _ = hostile_site
+    site = run / "site"
+    for page in site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        for s in HOSTILE:
+            if "<" in s or '"' in s:
+                assert s not in html, f"{page} contains the raw string {s!r}"
+        assert "<script>alert" not in html and "onerror=alert" not in html.replace("onerror=alert(1)&gt;", "")
+        scripts = re.findall(r"<script\b[^>]*>", html)
+        assert all(re.fullmatch(r'<script src="[^"]+\.js">', s) for s in scripts), scripts
+    home = (site / "index.html").read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; #0" in home
+    assert "synth &lt;b&gt;set&lt;/b&gt; &amp; co" in home
+    for data in site.rglob("*.js"):
+        if data.parent.name != "static":
+            text = data.read_text(encoding="utf-8")
+            assert "<" not in text and "\u2028" not in text, data
+
+
+def test_layer_data_file(hostile_site):
+    run, _ = hostile_site
+    d = js_data(run / "site/layers/features.conv5/data.js")
+    labels = read_json(run / "stages/evidence/features.conv5/labels.json")
+    assert d["units"] == 32 and len(d["max"]) == 32 and len(d["top"]) == 32
+    assert d["label"] == [r["label"] or "" for r in labels]
+    values = np.load(run / "stages/topk/features.conv5/values.npy")
+    assert d["max"] == pytest.approx(values[:, 0].tolist(), rel=1e-3)
+    assert [m["id"] for m in d["modes"]] == ["dgn", "pixel", "fourier", "patch", "top", "heat"]
+    for m in d["modes"]:
+        first = run / "site" / f"{m['base']}{d['top'][0] if m.get('byImage') else 0}.png"
+        assert first.is_file(), first
+    assert {s["id"] for s in d["sorts"]} == {"unit", "max", "sel", "label", "score"}
+
+
+def test_unit_page_shows_everything_computed(hostile_site):
+    run, _ = hostile_site
+    html = (run / "site/layers/features.conv5/1.html").read_text(encoding="utf-8")
+    assert 'rel="prev" href="0.html"' in html and 'rel="next" href="2.html"' in html
+    assert html.count('class="tile lg"') == 3 * 2            # priors x seeds
+    assert html.count('alt="patch of image') == 6 and html.count('alt="activation map on image') == 6
+    assert "<svg" in html and "per-image maximum activation" in html
+    assert 'href="../../figures/features.conv5/1.pdf">figure (PDF)</a>' in html
+    assert "Neighbouring units" in html and "Nearest units on the unit map" in html
+    assert "Not computed" not in html
+    image = (run / "site/images/0.html").read_text(encoding="utf-8")
+    assert "Nearest neighbours" in image and "Units it excites most" in image
+    for layer in ("features.conv5", "classifier.fc7"):
+        assert f'../layers/{layer}/' in image
+
+
+def test_image_pages_link_back_to_units(hostile_site):
+    """Unit pages link to their top images; those images' pages link back to the unit."""
+    run, _ = hostile_site
+    ids = np.load(run / "stages/topk/features.conv5/ids.npy")
+    for unit in (0, 5, 17):
+        image = (run / f"site/images/{ids[unit, 0]}.html").read_text(encoding="utf-8")
+        assert f'href="../layers/features.conv5/{unit}.html"' in image
+
+
+def test_second_render_changes_nothing(hostile_site, tmp_path):
+    run, first = hostile_site
+    before = {p: p.stat().st_mtime_ns for p in (run / "site").rglob("*") if p.is_file() and p.name != CACHE_NAME}
+    again = render_site(run, workers=1)
+    produced = {k: v["written"] + v["same"] for k, v in again.counts.items()}
+    assert produced == {k: 0 for k in produced}
+    after = {p: p.stat().st_mtime_ns for p in (run / "site").rglob("*") if p.is_file() and p.name != CACHE_NAME}
+    assert before == after
+
+
+def _rewrite_stage(run: Path, name: str, change) -> None:
+    """A new version of a finished stage (real manifest), with `change(out_dir)` applied."""
+    store = RunStore(run)
+    old = store.stage_dir(name)
+    man = store.manifest(name)
+    with store.writing(name, man["key"] + "x", {"version": 1, "params": {}, "deps": []}) as out:
+        for f in old.iterdir():
+            if f.name != "manifest.json":
+                (Path(out) / f.name).write_bytes(f.read_bytes())
+        change(Path(out))
+
+
+def test_incremental_render_redoes_only_what_changed(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", SyntheticSpec(figure_units=0))
+    render_site(run, workers=1)
+    site = run / "site"
+    strip = site / "img/features.conv5/fv0/3.png"
+    other = site / "img/features.conv5/fv0/4.png"
+    page7, page3 = site / "layers/features.conv5/7.html", site / "layers/features.conv5/3.html"
+    mtimes = (strip.stat().st_mtime_ns, other.stat().st_mtime_ns, page3.stat().st_mtime_ns)
+
+    def repaint_unit_3(out: Path) -> None:
+        arr = np.load(out / "pixel.npy")
+        arr[3] = 255 - arr[3]
+        np.save(out / "pixel.npy", arr)
+
+    _rewrite_stage(run, "featvis/features.conv5", repaint_unit_3)
+    report = render_site(run, workers=1)
+    assert report.counts["image"]["written"] == 1           # only unit 3's strip is encoded again
+    assert strip.stat().st_mtime_ns != mtimes[0] and other.stat().st_mtime_ns == mtimes[1]
+    assert page3.stat().st_mtime_ns == mtimes[2]              # no page shows those pixels' values...
+    assert report.counts["page"]["written"] == 1             # ...but the home page lists the new stage run
+
+    def relabel_unit_7(out: Path) -> None:
+        labels = read_json(out / "labels.json")
+        labels[7] = {"unit": 7, "label": "texture:new-label", "score": 0.3, "method": "iou"}
+        write_json(out / "labels.json", labels)
+
+    _rewrite_stage(run, "evidence/features.conv5", relabel_unit_7)
+    report = render_site(run, workers=1)
+    assert "texture:new-label" in page7.read_text(encoding="utf-8")
+    assert "image" not in report.counts or report.counts["image"]["written"] == 0
+    assert 1 <= report.counts["page"]["written"] < 40        # the unit's page and pages that show its label
+    assert "texture:new-label" in (site / "search.js").read_text(encoding="utf-8")
+
+    # a stage that disappears takes its files with it
+    import shutil
+    shutil.rmtree(run / "stages/maps")
+    report = render_site(run, workers=1)
+    assert report.removed > 0 and not (site / "maps/index.html").exists()
+    assert not (site / "layers/features.conv5/map.html").exists()
+    assert check_site(site)[0] == []
+
+
+def test_dataset_and_topk_alone_still_render(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", SyntheticSpec(stages=("dataset", "topk")))
+    report = render_site(run, workers=1)
+    site = run / "site"
+    assert report.pages == 1 + 2 + 32 + 48 + 60 + 5
+    assert check_site(site)[0] == []
+    assert not (site / "maps").exists() and not (site / "img/features.conv5").exists()
+    html = (site / "layers/features.conv5/0.html").read_text(encoding="utf-8")
+    assert "Not computed in this run for conv5: feature visualizations; patches, heatmaps, histograms" in html
+    assert "Units that share the most top images" in html
+    d = js_data(site / "layers/features.conv5/data.js")
+    assert [m["id"] for m in d["modes"]] == ["top"] and d["label"] is None
+
+
+def test_a_broken_artifact_is_an_error_naming_the_file(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", SyntheticSpec(stages=("dataset", "topk", "featvis")))
+
+    def break_dgn(out: Path) -> None:
+        np.save(out / "dgn.npy", np.zeros((4, 2, 8, 8, 3), np.float32))
+
+    _rewrite_stage(run, "featvis/features.conv5", break_dgn)
+    with pytest.raises(ArtifactError, match=r"featvis/features\.conv5/dgn\.npy: expected uint8"):
+        gather(run)
+
+
+def test_missing_required_stage_is_reported(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", SyntheticSpec(stages=("dataset",)))
+    with pytest.raises(FileNotFoundError, match="no finished topk stage"):
+        gather(run)
+
+
+def test_site_writer_refuses_escapes_and_repeats(tmp_path):
+    w = SiteWriter(tmp_path / "site")
+    w.write("a/b.html", "x")
+    with pytest.raises(ValueError, match="written twice"):
+        w.write("a/b.html", "y")
+    for bad in ("../x.html", "a/../../x", "/etc/passwd", "a//b", "a\\b", "./x"):
+        with pytest.raises(ValueError, match="outside the site folder"):
+            w.claim(bad)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "site" / "link").symlink_to(outside)
+    with pytest.raises(ValueError, match="outside the site folder"):
+        w.write("link/x.html", "x")
+    assert not (outside / "x.html").exists()
+    mtime = (tmp_path / "site/a/b.html").stat().st_mtime_ns
+    assert w.put("a/b.html", "x") is False and (tmp_path / "site/a/b.html").stat().st_mtime_ns == mtime
+
+
+def test_renderer_never_imports_torch(tmp_path):
+    code = ("import sys; import atlas.render.build as b; from atlas.render.synthetic import *; "
+            f"r = write_synthetic_run({str(tmp_path / 'run')!r}, SyntheticSpec(images=12, layers=[('a', None, (4,))])); "
+            "b.render_site(r, workers=1); from atlas.render import serve; "
+            "assert 'torch' not in sys.modules, 'torch was imported'; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_render_command_prints_index(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", SyntheticSpec(images=12, layers=[("a", None, (4,))]))
+    out = subprocess.run([sys.executable, "-m", "atlas", "render", str(run)], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == str((run / "site" / "index.html").resolve())
