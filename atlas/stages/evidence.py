@@ -107,9 +107,8 @@ def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_outpu
         "label_method": unit_labels[0]["method"] if unit_labels else None, "dissect": dissect_info,
         "stats_over": "per-image unit maxima (spatial max for conv units)",
         "selectivity": "class selectivity index (mu_max - mu_rest) / (mu_max + mu_rest) over ReLU'd class means",
-        "dead": "value constant over the data set, or never finite",
-        "seconds": {k: round(v, 3) for k, v in seconds.items()}})
-    return {"units": layer.units, "dead": sum(r["dead"] for r in rows),
+        "dead": "value constant over the data set, or never finite"})  # timings go to summary.json: artifacts stay deterministic
+    return {**{f"{k}_s": round(v, 2) for k, v in seconds.items()}, "units": layer.units, "dead": sum(r["dead"] for r in rows),
             "labelled": sum(r["label"] is not None for r in unit_labels),
             "method": unit_labels[0]["method"] if unit_labels else None}
 

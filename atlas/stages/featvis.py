@@ -193,7 +193,6 @@ def run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings
             "generator": None if bundle is None else {
                 "file": gen_path.name, "sha256": sha256_file(gen_path), "code_dim": bundle.code_dim,
                 "output_size": bundle.cfg.out_size, **{k: v for k, v in bundle.encoder.items()
-                                                       if isinstance(v, (str, int, float))}},
-            "seconds": {p: round(seconds[p], 2) for p in priors}}
-    write_json(out / "meta.json", meta)
+                                                       if isinstance(v, (str, int, float))}}}
+    write_json(out / "meta.json", meta)  # timings go to summary.json: artifacts stay deterministic
     return summary

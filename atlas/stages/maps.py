@@ -115,7 +115,6 @@ def run(ctx, out: Path, key: str) -> dict:
                  "seed": cfg.seed, "affinities": "FAISS neighbours"},
         "umap": {"method": "pca" if small else "umap-learn", "n_neighbors": min(cfg.umap_neighbors, max(n - 1, 2)),
                  "n_epochs": 200, "seed": cfg.seed, "knn": "FAISS neighbours"},
-        "units": units, "unit_code": "mean map-layer code of the unit's top-k images",
-        "seconds": {key_: round(v, 3) for key_, v in seconds.items()}})
+        "units": units, "unit_code": "mean map-layer code of the unit's top-k images"})  # timings go to summary.json: artifacts stay deterministic
     return {"images": n, "dim": int(feats.shape[1]), "index": graph.index,
             **{f"{key_}_s": round(v, 1) for key_, v in seconds.items()}}
