@@ -85,9 +85,9 @@ def config_from_args(args: argparse.Namespace):
 
 
 def cmd_demo(args) -> int:
-    from atlas.config import Config, quick
+    from atlas.config import DEMO_FEATVIS, Config, quick
     from atlas.pipeline import run
-    cfg = Config(out=args.out, title="atlas demo: the world network")
+    cfg = Config(out=args.out, title="atlas demo: the world network", **DEMO_FEATVIS)
     if args.device:
         cfg = dataclasses.replace(cfg, device=args.device)
     if args.quick:

@@ -23,6 +23,8 @@ class ConfigError(ValueError):
 
 
 PRIORS = ("dgn", "pixel", "fourier")
+# the demo's feature-visualization budget (all 442 units on a 2-core CPU); DGN keeps act_max.py's 200
+DEMO_FEATVIS = {"pixel_iters": 100, "fourier_iters": 100}
 DEVICES = ("auto", "cpu", "cuda")
 DATA_SPLITS = ("train", "test", "val", "extra", "unlabeled", "train+unlabeled")  # torchvision's split names
 
@@ -56,7 +58,10 @@ class Config:
     generator: str | None = None        # generator weight file; None: the model's shipped one
     pixel_iters: int = 200
     fourier_iters: int = 256
-    featvis_batch: int = 256
+    featvis_batch: int = 128           # optimizations per batched run (128 is fastest on CPU)
+    # DGN-AM beyond act_max.py: clamp G's image to 0..1 before the network sees it, so the
+    # activation optimized is the one of the image shown
+    dgn_clip_image: bool = True
     units_limit: int | None = None      # visualize only the first N units of each layer
     # evidence and maps
     maps: bool = True

@@ -99,6 +99,9 @@ def main() -> None:
     ap.add_argument("--dgn-iters", type=int, default=Config.dgn_iters)
     ap.add_argument("--pixel-iters", type=int, default=Config.pixel_iters)
     ap.add_argument("--fourier-iters", type=int, default=Config.fourier_iters)
+    ap.add_argument("--dgn-clip-image", action=argparse.BooleanOptionalAction, default=Config.dgn_clip_image,
+                    help="clamp G's images to 0..1 before the network sees them (the atlas default); "
+                         "--no-dgn-clip-image is act_max.py exactly")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--save-sheet", type=Path, help="write a PNG: rows = priors, columns = units x seeds")
     args = ap.parse_args()
@@ -119,7 +122,8 @@ def main() -> None:
     judge_target = NetTarget(judge, spec)
     n_units = len(spec.class_names)
     S = args.seeds
-    cfg = Config(dgn_iters=args.dgn_iters, pixel_iters=args.pixel_iters, fourier_iters=args.fourier_iters)
+    cfg = Config(dgn_iters=args.dgn_iters, pixel_iters=args.pixel_iters, fourier_iters=args.fourier_iters,
+                 dgn_clip_image=args.dgn_clip_image)
     settings = prior_settings(cfg)
     bundle = load_generator(weights_path(setup.generator)) if "dgn" in args.priors else None
     if bundle is not None:
@@ -153,7 +157,7 @@ def main() -> None:
               "best_real_act_mean": round(float(best_real.mean()), 3),
               "classifier_accuracy": round(accuracy["judge"], 4), "model_accuracy": round(accuracy["model"], 4),
               "units": n_units, "seeds": S, "priors": args.priors,
-              "iterations": {p: settings[p].iters for p in args.priors},
+              "iterations": {p: settings[p].iters for p in args.priors}, "dgn_clip_image": args.dgn_clip_image,
               "model": setup.model, "judge": setup.judge, "generator": setup.generator,
               "held_out_images": args.held_out, "seconds": round(time.time() - t0, 1)}
     print(json.dumps(result))

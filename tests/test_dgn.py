@@ -166,3 +166,17 @@ def test_initial_codes_depend_on_seed_only():
     torch.testing.assert_close(a[1:], b)
     assert not torch.allclose(a[0], a[1])
     assert abs(float(initial_codes(list(range(50)), 64).std()) - 1.0) < 0.05
+
+
+def test_clip_image_option(setup):
+    """Off (act_max.py): the network sees G's raw output; on: the displayable image."""
+    target, bundle = setup
+    obj = unit_objective("classifier.fc8", torch.tensor([3]))
+    z0 = initial_codes([2], 16, dtype=D) * 5
+    raw = center_crop(bundle.images(z0), 32)
+    assert raw.min() < 0 or raw.max() > 1  # the test generator leaves the range
+    off = dgn_am(bundle, target, obj, z0, DGNSettings(iters=1))
+    on = dgn_am(bundle, target, obj, z0, DGNSettings(iters=1, clip_image=True))
+    torch.testing.assert_close(off.images, raw)
+    torch.testing.assert_close(on.images, raw.clamp(0, 1))
+    torch.testing.assert_close(on.acts, obj(target(raw.clamp(0, 1), obj.nodes)))

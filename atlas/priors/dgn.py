@@ -36,6 +36,7 @@ class DGNSettings:
     lr_end: float = 1e-10
     decay: float = 0.99   # act_max.py's L2 (applied when 0 < decay < 1)
     clip: bool = True     # clip the code to [0, ub]
+    clip_image: bool = False  # feed the network G(z) clamped to the displayable range (not in act_max.py)
 
 
 def step_size(i: int, n: int, start: float, end: float) -> float:
@@ -100,6 +101,8 @@ def dgn_am(bundle: GeneratorBundle, target: NetTarget, objective: Objective, z0:
         zi = z.detach().requires_grad_(True)
         with amp:
             x0 = center_crop(bundle.images(zi), size)
+            if settings.clip_image:
+                x0 = x0.clamp(0, 1)
         xin = x0.detach().to(dtype).requires_grad_(True)
         with amp:
             act = objective(target(xin, objective.nodes))

@@ -52,7 +52,8 @@ def generator_file(ctx) -> Path | None:
 
 def prior_settings(cfg) -> dict:
     """The settings of each prior, from the config (these go into the stage key)."""
-    return {"dgn": DGNSettings(iters=cfg.dgn_iters, lr_start=cfg.dgn_lr_start, lr_end=cfg.dgn_lr_end),
+    return {"dgn": DGNSettings(iters=cfg.dgn_iters, lr_start=cfg.dgn_lr_start, lr_end=cfg.dgn_lr_end,
+                               clip_image=cfg.dgn_clip_image),
             "pixel": PixelSettings(iters=cfg.pixel_iters),
             "fourier": FourierSettings(iters=cfg.fourier_iters)}
 
