@@ -93,12 +93,18 @@
     draw();
   }
 
+  // The chosen picture of unit u, or, when the run has none for it (feature visualizations
+  // cover only the first units of a layer), the best one it has, marked as a stand-in.
   function thumbOf(u) {
-    var m = modes[st.mode];
-    if (u >= m.count) return null;
-    var id = m.byImage ? D.top[u] : u;
-    if (id < 0) return null;
-    return {url: root + m.base + id + ".png", n: m.n, j: m.offset};
+    var chosen = modes[st.mode], list = [chosen].concat(D.modes);
+    for (var i = 0; i < list.length; i++) {
+      var m = list[i];
+      if (u >= m.count) continue;
+      var id = m.byImage ? D.top[u] : u;
+      if (id < 0) continue;
+      return {url: root + m.base + id + ".png", n: m.n, j: m.offset, standIn: m !== chosen ? m.name : null};
+    }
+    return null;
   }
 
   function label(u) { return D.label && D.label[u] ? D.label[u] : ""; }
@@ -125,6 +131,10 @@
       th.style.backgroundImage = 'url("' + t.url + '")';
       th.style.backgroundSize = (t.n * 100) + "% 100%";
       th.style.backgroundPosition = (t.n > 1 ? (100 * t.j / (t.n - 1)) : 0) + "% 0";
+      if (t.standIn) {
+        th.className = "thumb standin";
+        th.setAttribute("title", "no " + modes[st.mode].name + " for this unit; showing its " + t.standIn);
+      }
     } else {
       th.className = "thumb none";
       th.textContent = "–";
