@@ -79,7 +79,9 @@
       return (ka < kb ? -1 : 1) * sign;
     });
     order = units;
-    countEl.textContent = order.length === D.units ? D.units + " units" : order.length + " of " + D.units + " units";
+    var m = modes[st.mode];
+    countEl.textContent = (order.length === D.units ? D.units + " units" : order.length + " of " + D.units + " units") +
+      (m.count < D.units ? " · " + m.name + " for units 0–" + (m.count - 1) + ", faded: stand-ins" : "");
     layout(true);
   }
 
@@ -93,12 +95,18 @@
     draw();
   }
 
+  // The chosen picture of unit u, or, when the run has none for it (feature visualizations
+  // cover only the first units of a layer), the best one it has, marked as a stand-in.
   function thumbOf(u) {
-    var m = modes[st.mode];
-    if (u >= m.count) return null;
-    var id = m.byImage ? D.top[u] : u;
-    if (id < 0) return null;
-    return {url: root + m.base + id + ".png", n: m.n, j: m.offset};
+    var chosen = modes[st.mode], list = [chosen].concat(D.modes);
+    for (var i = 0; i < list.length; i++) {
+      var m = list[i];
+      if (u >= m.count) continue;
+      var id = m.byImage ? D.top[u] : u;
+      if (id < 0) continue;
+      return {url: root + m.base + id + ".png", n: m.n, j: m.offset, standIn: m !== chosen ? m.name : null};
+    }
+    return null;
   }
 
   function label(u) { return D.label && D.label[u] ? D.label[u] : ""; }
@@ -125,6 +133,10 @@
       th.style.backgroundImage = 'url("' + t.url + '")';
       th.style.backgroundSize = (t.n * 100) + "% 100%";
       th.style.backgroundPosition = (t.n > 1 ? (100 * t.j / (t.n - 1)) : 0) + "% 0";
+      if (t.standIn) {
+        th.className = "thumb standin";
+        th.setAttribute("title", "no " + modes[st.mode].name + " for this unit; showing its " + t.standIn);
+      }
     } else {
       th.className = "thumb none";
       th.textContent = "–";
@@ -132,20 +144,21 @@
     a.appendChild(th);
     var cap = document.createElement("span");
     cap.className = "cap";
+    var line = document.createElement("span");
+    line.className = "l1";
     var b = document.createElement("b");
     b.textContent = String(u);
-    cap.appendChild(b);
-    var lab = label(u) || (className(u) ? "top: " + className(u) : "");
-    if (lab) {
-      var l = document.createElement("span");
-      l.className = label(u) ? "lab" : "lab cls";
-      l.textContent = lab;
-      cap.appendChild(l);
-    }
+    line.appendChild(b);
     var v = document.createElement("span");
     v.className = "val";
-    v.textContent = dead ? "dead · " + valueText(u) : valueText(u);
-    cap.appendChild(v);
+    v.textContent = dead ? "dead" : valueText(u);
+    line.appendChild(v);
+    cap.appendChild(line);
+    var lab = label(u) || (className(u) ? "top: " + className(u) : "");
+    var l = document.createElement("span");
+    l.className = label(u) ? "lab" : "lab cls";
+    l.textContent = lab || "\u00a0";
+    cap.appendChild(l);
     a.appendChild(cap);
     a.setAttribute("title", D.short + " unit " + u + (lab ? " · " + lab : ""));
     var row = Math.floor(pos / cols), col = pos % cols;
@@ -218,7 +231,7 @@
   }
   sortSel.addEventListener("change", function () { st.sort = sortSel.value; st.desc = DEFAULT_DESC[st.sort]; sync(); writeHash(); compute(); });
   dirBtn.addEventListener("click", function () { st.desc = !st.desc; sync(); writeHash(); compute(); });
-  modeSel.addEventListener("change", function () { st.mode = modeSel.value; writeHash(); layout(true); });
+  modeSel.addEventListener("change", function () { st.mode = modeSel.value; writeHash(); compute(); });
   filterIn.addEventListener("input", function () { st.q = filterIn.value; writeHash(); compute(); });
   if (deadBox) deadBox.addEventListener("change", function () { st.dead = deadBox.checked; writeHash(); compute(); });
   sizeIn.addEventListener("input", function () { st.size = +sizeIn.value; writeHash(); layout(true); });

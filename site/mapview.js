@@ -122,19 +122,23 @@
           classBar(c, ts, x, y);
           return;
         }
-      } else if (show !== "strips" || !D.strips) {
-        var tile = D.tiles ? D.tiles[i] : i;
-        if (tile >= 0) {
-          var sh = sheetFor(tile);
-          if (sh) {
-            var t = D.sheets.tile, j = tile % D.sheets.per;
-            g.drawImage(sh, (j % D.sheets.cols) * t, Math.floor(j / D.sheets.cols) * t, t, t, x - half, y - half, ts, ts);
-            classBar(c, ts, x, y);
-            return;
-          }
+        if (ts >= 14) return drawDot(c, ts, x, y);  // its picture is on its way
+      }
+      var tile = D.tiles ? D.tiles[i] : i;  // the point's data image (a unit's top image)
+      if (tile >= 0) {
+        var sh = sheetFor(tile);
+        if (sh) {
+          var t = D.sheets.tile, j = tile % D.sheets.per;
+          g.drawImage(sh, (j % D.sheets.cols) * t, Math.floor(j / D.sheets.cols) * t, t, t, x - half, y - half, ts, ts);
+          classBar(c, ts, x, y);
+          return;
         }
       }
     }
+    drawDot(c, ts, x, y);
+  }
+
+  function drawDot(c, ts, x, y) {
     g.fillStyle = color(c);
     var d = Math.max(2.5, Math.min(ts, 10));
     g.fillRect(x - d / 2, y - d / 2, d, d);

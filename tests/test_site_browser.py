@@ -243,3 +243,39 @@ def test_keyboard_moves_between_units(browser, synth_site):
         assert int(cols) > 2
         page.keyboard.press("Enter")
         page.wait_for_url(re.compile(rf"features\.conv5/{int(cols)}\.html$"))
+
+
+def test_site_works_from_a_sub_path_of_a_static_host(browser, demo_site):
+    """Served over HTTP under /run/site/ (as on a host's sub-path): pages, search and
+    navigation work and every request stays under that prefix."""
+    import threading
+
+    from atlas.render.serve import make_server
+    server = make_server(demo_site.parent.parent, port=0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/{demo_site.parent.name}/site/"
+    try:
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        requests, problems = [], []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("requestfailed", lambda r: problems.append(f"failed {r.url}"))
+        page.goto(base + "layers/features.conv5/index.html")
+        page.wait_for_selector(".vgrid .cell")
+        page.click(".vgrid .cell[data-unit='2']")
+        page.wait_for_url(base + "layers/features.conv5/2.html")
+        page.fill("#q", "fc6:7")
+        page.wait_for_selector("#results li a")
+        page.keyboard.press("Enter")
+        page.wait_for_url(base + "layers/classifier.fc6/7.html")
+        page.click("a.brand")
+        page.wait_for_url(base + "index.html")
+        ctx.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert problems == []
+    assert requests and all(u.startswith(base) for u in requests), [u for u in requests if not u.startswith(base)]

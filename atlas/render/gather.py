@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -115,9 +116,9 @@ class SiteData:
     def title(self) -> str:
         return self.config.get("title") or f"{self.config.get('model', 'model')} atlas"
 
-    @property
+    @cached_property
     def class_names(self) -> list[str]:
-        return list(self.dataset.get("class_names") or [])
+        return [str(n) for n in self.dataset.get("class_names") or []]
 
     def inputs_key(self, layer: str | None = None) -> str:
         """Identity of what a page reads: every stage and the config (layer=None), or the

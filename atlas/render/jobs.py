@@ -26,9 +26,9 @@ from typing import Any
 from atlas.render.writer import SiteWriter
 
 try:
-    from isal.isal_zlib import crc32 as _crc32
+    from isal.isal_zlib import adler32 as _adler32, crc32 as _crc32
 except ImportError:  # pragma: no cover (depends on the environment)
-    _crc32 = zlib.crc32
+    _adler32, _crc32 = zlib.adler32, zlib.crc32
 
 
 def digest(*parts: Any) -> str:
@@ -44,7 +44,7 @@ def hash_bytes(*arrays: Any) -> str:
     crc, adler, n = 0, 1, 0
     for a in arrays:
         view = a if isinstance(a, bytes) else memoryview(a).cast("B")
-        crc, adler, n = _crc32(view, crc), zlib.adler32(view, adler), n + len(view)
+        crc, adler, n = _crc32(view, crc), _adler32(view, adler), n + len(view)
     return f"{crc:08x}{adler:08x}{n:x}"
 
 

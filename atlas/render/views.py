@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -173,6 +174,7 @@ def fmt(v, spec: str = ".3g") -> str:
     return format(f, spec) if math.isfinite(f) else "–"
 
 
+@lru_cache(maxsize=4096)
 def tile_style(n: int, j: int) -> str:
     """CSS picking tile j of a strip of n tiles shown with object-fit: cover."""
     return f"object-position:{100 * j / (n - 1):.4g}% 0" if n > 1 else ""
@@ -364,5 +366,6 @@ def home_context(data: SiteData, views: list[LayerView]) -> dict:
                         "count": int(data.dataset.get("count", 0)), "classes": len(data.class_names)},
             "classes": classes, "model": str(data.config.get("model", "")), "weights": data.weights,
             "units": sum(v.ref["units"] for v in views), "has_map": bool(data.maps and data.maps.coords),
+            "last_finished": max((s.finished for s in data.stages), default=""),
             "maps_meta": [[str(k), str(v)] for k, v in sorted((data.maps.meta if data.maps else {}).items())
                           if k not in ("synthetic",)]}
