@@ -111,3 +111,15 @@ def test_element_seeds_do_not_depend_on_chunking():
     a = featvis.element_seed(0, "fc8", 5, 1)
     assert a == featvis.element_seed(0, "fc8", 5, 1)
     assert len({featvis.element_seed(0, "fc8", u, s) for u in range(20) for s in range(3)}) == 60
+
+
+def test_model_without_generator_skips_dgn(tmp_path, capsys):
+    cfg = Config(model="cifarnet", weights="random", layers=["fc8"], units_limit=2, out=str(tmp_path / "run"))
+    ctx = Context(cfg, RunStore(cfg.out))
+    (stage,) = featvis.make(ctx)
+    assert stage.params["priors"] == ["pixel", "fourier"] and stage.params["generator"] is None
+    assert "skipping the dgn prior" in capsys.readouterr().out
+    missing = Context(Config(model="cifarnet", weights="random", generator=str(tmp_path / "nope.pt"),
+                             out=str(tmp_path / "r2")), RunStore(tmp_path / "r2"))
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        featvis.make(missing)

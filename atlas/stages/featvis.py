@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 import zlib
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -128,8 +129,28 @@ def _save_chunk(path: Path, images: np.ndarray, acts: np.ndarray) -> None:
     tmp.replace(path)
 
 
+@contextmanager
+def cpu_threads(n: int, device: torch.device):
+    """Run with n torch CPU threads (n = 0 or a GPU device: unchanged), then restore."""
+    if n <= 0 or device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings: dict,
         gen_path: Path | None) -> dict:
+    with cpu_threads(ctx.cfg.featvis_threads, ctx.device):
+        return _run(ctx, out, key, layer, units, priors, settings, gen_path)
+
+
+def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings: dict,
+         gen_path: Path | None) -> dict:
     cfg = ctx.cfg
     S = cfg.seeds
     target = NetTarget(ctx.model, ctx.spec, ctx.device, channels_last=True)
