@@ -63,6 +63,7 @@ class Config:
     # lose most of their time in thread barriers when the cores are shared: 1 thread ran the
     # quick demo's featvis 7x faster than 2 on a busy 2-core machine
     featvis_threads: int = 1
+    featvis_diversity: float = 0.0     # weight of Lucid's diversity term across a unit's seeds (pixel, fourier)
     units_limit: int | None = None      # visualize only the first N units of each layer
     # evidence and maps
     maps: bool = True
