@@ -62,6 +62,11 @@ class Config:
     # DGN-AM beyond act_max.py: clamp G's image to 0..1 before the network sees it, so the
     # activation optimized is the one of the image shown
     dgn_clip_image: bool = True
+    # CPU threads for feature visualization (0: torch's default). Its many small batched ops
+    # lose most of their time in thread barriers when the cores are shared: 1 thread ran the
+    # quick demo's featvis 7x faster than 2 on a busy 2-core machine
+    featvis_threads: int = 1
+    featvis_diversity: float = 0.0     # weight of Lucid's diversity term across a unit's seeds (pixel, fourier)
     units_limit: int | None = None      # visualize only the first N units of each layer
     # evidence and maps
     maps: bool = True
@@ -152,6 +157,8 @@ def validate(cfg: Config, origin: str = "config") -> None:
                 "neighbors", "world_count", "data_limit", "units_limit"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ConfigError(f"{origin}: {key!r} must be at least 1, got {getattr(cfg, key)!r}")
+    if cfg.featvis_threads < 0:
+        raise ConfigError(f"{origin}: 'featvis_threads' must be >= 0, got {cfg.featvis_threads!r}")
     if cfg.workers < 0:
         raise ConfigError(f"{origin}: 'workers' must be >= 0, got {cfg.workers!r}")
     for key in ("dgn_lr_start", "dgn_lr_end", "tsne_perplexity"):

@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--generator", default=None, help="shipped | full | small | PATH (default: shipped "
                                                       "for worldnet, full otherwise)")
     ap.add_argument("--layer", default="fc8")
-    ap.add_argument("--batch", type=int, default=None, help="units per batched run (default 256 CPU, 512 CUDA)")
+    ap.add_argument("--batch", type=int, default=None, help="units per batched run (default 128 CPU, 512 CUDA)")
     ap.add_argument("--loop-units", type=int, default=6, help="units timed one at a time")
     ap.add_argument("--iters", type=int, default=30, help="DGN iterations per optimization")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -123,7 +123,7 @@ def main() -> None:
     if not args.nchw:
         bundle.net.to(memory_format=torch.channels_last)
     autocast = device.type == "cuda" and not args.no_autocast
-    batch = args.batch or (512 if device.type == "cuda" else 256)
+    batch = args.batch or (512 if device.type == "cuda" else 128)
     settings = DGNSettings(iters=args.iters)
 
     def run(units: list[int], seeds: list[int]):

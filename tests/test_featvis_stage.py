@@ -23,9 +23,10 @@ def gen_file(tmp_path_factory):
 
 def _ctx(tmp_path, gen_file, **kw) -> Context:
     torch.manual_seed(0)
-    cfg = Config(model="worldnet", weights="random", layers=["conv2", "fc8"], units_limit=3, seeds=2,
-                 dgn_iters=3, pixel_iters=3, fourier_iters=3, featvis_batch=4, generator=str(gen_file),
-                 out=str(tmp_path / "run"), **kw)
+    base = dict(model="worldnet", weights="random", layers=["conv2", "fc8"], units_limit=3, seeds=2,
+                dgn_iters=3, pixel_iters=3, fourier_iters=3, featvis_batch=4, generator=str(gen_file),
+                out=str(tmp_path / "run"))
+    cfg = Config(**{**base, **kw})
     return Context(cfg, RunStore(cfg.out))
 
 
@@ -111,3 +112,28 @@ def test_element_seeds_do_not_depend_on_chunking():
     a = featvis.element_seed(0, "fc8", 5, 1)
     assert a == featvis.element_seed(0, "fc8", 5, 1)
     assert len({featvis.element_seed(0, "fc8", u, s) for u in range(20) for s in range(3)}) == 60
+
+
+def test_model_without_generator_skips_dgn(tmp_path, capsys):
+    cfg = Config(model="cifarnet", weights="random", layers=["fc8"], units_limit=2, out=str(tmp_path / "run"))
+    ctx = Context(cfg, RunStore(cfg.out))
+    (stage,) = featvis.make(ctx)
+    assert stage.params["priors"] == ["pixel", "fourier"] and stage.params["generator"] is None
+    assert "skipping the dgn prior" in capsys.readouterr().out
+    missing = Context(Config(model="cifarnet", weights="random", generator=str(tmp_path / "nope.pt"),
+                             out=str(tmp_path / "r2")), RunStore(tmp_path / "r2"))
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        featvis.make(missing)
+
+
+def test_diversity_spreads_the_seeds(tmp_path, gen_file):
+    spread = []
+    for w in (0.0, 50.0):
+        ctx = _ctx(tmp_path / str(w), gen_file, priors=["fourier"], fourier_iters=15, featvis_diversity=w,
+                   layers=["conv3"])
+        stage = featvis.make(ctx)[0]
+        run_stage(ctx, stage)
+        a = np.load(ctx.store.stage_dir(stage.name) / "fourier.npy").astype(np.float32)
+        spread.append(np.abs(a[:, 0] - a[:, 1]).mean())
+        assert read_json(ctx.store.stage_dir(stage.name) / "meta.json")["diversity"] == w
+    assert spread[1] > spread[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 import zlib
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from atlas.priors.dgn import DGNSettings, dgn_am, initial_codes
 from atlas.priors.fourier import FourierSettings, fourier_visualize
 from atlas.priors.genfile import GeneratorBundle, load_generator
-from atlas.priors.objectives import center_of, unit_objective
+from atlas.priors.objectives import center_of, diversity, unit_objective
 from atlas.priors.pixel import PixelSettings, pixel_visualize
 from atlas.priors.target import NetTarget, to_uint8
 from atlas.resources import weights_path
@@ -68,7 +69,7 @@ def make(ctx) -> list[Stage]:
         priors.remove("dgn")
     settings = prior_settings(cfg)
     common = {**ctx.model_params(), "priors": priors, "seeds": cfg.seeds, "seed": cfg.seed,
-              "conv_objective": cfg.dgn_conv_objective,
+              "conv_objective": cfg.dgn_conv_objective, "diversity": cfg.featvis_diversity,
               "settings": {p: vars(settings[p]) for p in priors},
               "generator": "sha256:" + sha256_file(gen_path) if gen_path else None}
     stages = []
@@ -128,8 +129,28 @@ def _save_chunk(path: Path, images: np.ndarray, acts: np.ndarray) -> None:
     tmp.replace(path)
 
 
+@contextmanager
+def cpu_threads(n: int, device: torch.device):
+    """Run with n torch CPU threads (n = 0 or a GPU device: unchanged), then restore."""
+    if n <= 0 or device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings: dict,
         gen_path: Path | None) -> dict:
+    with cpu_threads(ctx.cfg.featvis_threads, ctx.device):
+        return _run(ctx, out, key, layer, units, priors, settings, gen_path)
+
+
+def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings: dict,
+         gen_path: Path | None) -> dict:
     cfg = ctx.cfg
     S = cfg.seeds
     target = NetTarget(ctx.model, ctx.spec, ctx.device, channels_last=True)
@@ -151,6 +172,8 @@ def run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings
         unit_ids = torch.arange(u0, u1).repeat_interleave(S)
         seeds = [element_seed(cfg.seed, layer.name, u, s) for u in range(u0, u1) for s in range(S)]
         objective = unit_objective(layer.name, unit_ids, "center" if where == "unit" else where)
+        diverse = objective + cfg.featvis_diversity * diversity(layer.name, unit_ids) \
+            if cfg.featvis_diversity > 0 and S > 1 else objective
         for prior in priors:
             path = part / f"{prior}_{u0:05d}_{u1:05d}.npz"
             n_el = len(seeds)
@@ -159,7 +182,8 @@ def run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings
                 done_units[prior] += u1 - u0
                 continue
             t0 = time.time()
-            images, _ = _optimize(prior, target, bundle, objective, seeds, settings[prior],
+            images, _ = _optimize(prior, target, bundle, objective if prior == "dgn" else diverse, seeds,
+                                  settings[prior],
                                   lambda k, n=n_el: bar.update(k * n))
             stored = to_uint8(images)
             acts = target.activations_of_uint8(stored, objective).cpu().numpy()
@@ -189,7 +213,7 @@ def run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings
     meta = {"layer": layer.name, "kind": layer.kind, "priors": priors, "seeds": S, "units": units,
             "iterations": {p: settings[p].iters for p in priors}, "crop": crop,
             "objective": where, "center": list(center_of(layer.shape)) if layer.kind == "conv" else None,
-            "input_size": ctx.spec.input_size, "seed": cfg.seed,
+            "input_size": ctx.spec.input_size, "seed": cfg.seed, "diversity": cfg.featvis_diversity,
             "settings": {p: vars(settings[p]) for p in priors},
             "generator": None if bundle is None else {
                 "file": gen_path.name, "sha256": sha256_file(gen_path), "code_dim": bundle.code_dim,
