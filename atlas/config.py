@@ -79,7 +79,7 @@ class Config:
     hist_bins: int = 30                 # bins of each unit's activation histogram
     dissect_quantile: float = 0.005     # NetDissect: a unit's top quantile of activation values
     dissect_iou: float = 0.04           # NetDissect: least IoU for a concept label
-    fc_heatmaps: bool = True            # fc units' heatmaps: input-gradient saliency (false: plain images)
+    fc_heatmaps: str = "auto"           # fc units' heatmaps: auto, saliency, gradcam or none
     umap_neighbors: int = 15
     exact_neighbors_max: int = 1_000_000  # past this many images the neighbour index is approximate (HNSW)
     # site
@@ -187,6 +187,8 @@ def _validate_evidence(cfg: Config, origin: str) -> None:
         raise ConfigError(f"{origin}: 'dissect_quantile' must be in (0, 1), got {cfg.dissect_quantile!r}")
     if not 0 <= cfg.dissect_iou < 1:
         raise ConfigError(f"{origin}: 'dissect_iou' must be in [0, 1), got {cfg.dissect_iou!r}")
+    if cfg.fc_heatmaps not in ("auto", "saliency", "gradcam", "none"):
+        raise ConfigError(f"{origin}: 'fc_heatmaps' must be auto, saliency, gradcam or none, got {cfg.fc_heatmaps!r}")
     if cfg.tsne_perplexity <= 0:
         raise ConfigError(f"{origin}: 'tsne_perplexity' must be positive, got {cfg.tsne_perplexity!r}")
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import torch.nn as nn
 
 from atlas.config import Config
 from atlas.context import Context
 from atlas.data.world import SHAPES
+from atlas.evidence.gradcam import gradcam, split_head
 from atlas.evidence.heatmaps import overlay, unit_scale
 from atlas.evidence.patches import PAD_VALUE, crop_patch
 from atlas.evidence.receptive_field import receptive_fields
 from atlas.evidence.stats import selectivity, unit_statistics
+from atlas.models.checkpoint import prepare_for_probing
+from atlas.models.layers import extractor
 from atlas.stages import dataset, evidence, topk
 from atlas.stages.base import run_stage
 from atlas.stages.store import RunStore, read_json
@@ -103,14 +108,18 @@ def test_statistics_on_hand_made_values():
     maxact = np.array([[1, 0, np.nan], [3, 0, 2], [5, 0, np.inf], [7, 0, 4]], dtype=np.float32)
     labels = np.array([0, 0, 1, 1])
     rows, hist, edges = unit_statistics(maxact, labels, ["a", "b"], np.array([[3, 2], [0, 1], [3, 1]]), bins=4)
-    assert rows[0]["mean"] == 4 and rows[0]["max"] == 7 and not rows[0]["dead"]
-    assert rows[1]["dead"] and rows[1]["selectivity"] == 0.0
+    assert rows[0]["mean"] == 4 and rows[0]["max"] == 7 and not rows[0]["dead"] and not rows[0]["constant"]
+    assert rows[1]["dead"] and rows[1]["constant"] and rows[1]["selectivity"] == 0.0
     assert rows[2]["nonfinite"] == 2 and rows[2]["mean"] == 3 and hist[2].sum() == 2
     # class means of unit 0: a = 2, b = 6 -> (6 - 2) / (6 + 2)
     assert rows[0]["selectivity"] == pytest.approx(0.5)
     assert rows[0]["top_classes"] == [["b", 1.0]] and rows[1]["top_classes"] == [["a", 1.0]]
     np.testing.assert_allclose(edges[0], [1, 2.5, 4, 5.5, 7])
     assert selectivity(np.array([1.0, 1.0]), np.array([0, 0]), 2) is None  # one class only
+    negative = unit_statistics(np.array([[-1.0], [-2.0]], np.float32), labels[:2], ["a", "b"], np.array([[0]]), 2)[0]
+    assert negative[0]["dead"] and not negative[0]["constant"]
+    counted = unit_statistics(maxact, labels, ["a", "b"], np.array([[0], [0], [0]]), 4, np.array([0, 0, 3]))[0]
+    assert counted[2]["nonfinite"] == 3   # the top-k pass's per-position count wins
 
 
 def test_heatmap_scale_and_overlay():
@@ -121,3 +130,38 @@ def test_heatmap_scale_and_overlay():
     img = np.full((4, 4, 3), 200, np.uint8)
     out = overlay(img, scaled[0, 0])
     assert out[1, 1].sum() > out[0, 0].sum()                    # where the unit fires stays bright
+
+
+class _QuadrantNet(nn.Module):
+    """A 1x1 conv, then an fc unit that reads only the top-left quarter of the map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+        self.fc = nn.Linear(2 * 8 * 8, 3)
+        with torch.no_grad():
+            w = torch.zeros(3, 2, 8, 8)
+            w[0, :, :4, :4] = 1.0      # unit 0: top-left
+            w[1, :, 4:, 4:] = 1.0      # unit 1: bottom-right
+            w[2] = 0.1                 # unit 2: everywhere
+            self.fc.weight.copy_(w.flatten(1))
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
+
+
+def test_gradcam_head_and_maps():
+    torch.manual_seed(0)
+    model = prepare_for_probing(_QuadrantNet())
+    head = split_head(model, "fc", 8)
+    assert head.cut == "relu" and head.cut_shape == (2, 8, 8)
+    x = torch.rand(3, 3, 8, 8) + 0.5
+    acts = extractor(model, ["relu", "fc"])(x)
+    torch.testing.assert_close(head.module(acts["relu"]), acts["fc"])   # the head is the rest of the net
+    model.conv.weight.data.abs_()   # positive activations everywhere
+    acts = extractor(model, ["relu"])(x)
+    cam = gradcam(head.module, acts["relu"], torch.tensor([0, 1, 2]))
+    assert cam[0, :4, :4].min() > 0 and cam[0, 4:].max() == 0 and cam[0, :, 4:].max() == 0
+    assert cam[1, 4:, 4:].min() > 0 and cam[1, :4].max() == 0
+    assert cam[2].min() > 0 and cam.max() <= 1
+    assert split_head(model, "conv", 8).cut == "x"   # below the first conv only the input is left

@@ -3,7 +3,8 @@
 Conv units use their own activation map, upsampled bilinearly to the display size (as
 NetDissect does); the maps of one unit's top images share one scale, so a weaker image
 looks weaker. Vector (fc) units have no map; for them the map is the input-gradient
-saliency of the unit (Simonyan et al. 2014), smoothed, each image on its own scale.
+saliency of the unit (Simonyan et al. 2014), smoothed, or its Grad-CAM map (gradcam.py),
+each image on its own scale.
 """
 from __future__ import annotations
 

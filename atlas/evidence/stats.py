@@ -9,8 +9,10 @@ Selectivity is the class selectivity index of Morcos et al. (2018),
 through a ReLU (negative values never reach the next layer). 0: the unit responds to
 every class alike; 1: only to one class. It is None without at least two labelled classes.
 
-A unit is dead when its value never changes over the data set (e.g. a ReLU that is always
-zero), or when it has no finite value at all.
+A unit is dead when its value is never above zero over the data set (the definition the
+unit pages use) or never finite; `constant` marks a unit whose value never changes.
+`nonfinite` counts the images with a non-finite value; when the top-k stage has counted
+them per position (`nonfinite.npy`), its counts are used instead.
 """
 from __future__ import annotations
 
@@ -50,8 +52,9 @@ def selectivity(values: np.ndarray, labels: np.ndarray, n_classes: int) -> float
 
 
 def unit_statistics(maxact: np.ndarray, labels: np.ndarray, class_names: list[str], top_ids: np.ndarray,
-                    bins: int) -> tuple[list[dict], np.ndarray, np.ndarray]:
-    """stats rows, histogram counts (C, bins) int64 and edges (C, bins + 1) float32."""
+                    bins: int, nonfinite: np.ndarray | None = None) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """stats rows, histogram counts (C, bins) int64 and edges (C, bins + 1) float32.
+    `nonfinite`: per-unit counts from the top-k pass, if it kept them."""
     n, units = maxact.shape
     hist = np.zeros((units, bins), dtype=np.int64)
     edges = np.zeros((units, bins + 1), dtype=np.float32)
@@ -64,15 +67,16 @@ def unit_statistics(maxact: np.ndarray, labels: np.ndarray, class_names: list[st
             col = block[:, j]
             finite = np.isfinite(col)
             v = col[finite].astype(np.float64)
-            row = {"unit": u, "nonfinite": int((~finite).sum()), "top_classes": top_classes(top_ids[u], labels, class_names),
+            bad = int((~finite).sum()) if nonfinite is None else int(nonfinite[u])
+            row = {"unit": u, "nonfinite": bad, "top_classes": top_classes(top_ids[u], labels, class_names),
                    "selectivity": selectivity(col, labels, len(class_names))}
             if len(v) == 0:
-                row.update(mean=None, std=None, max=None, min=None, dead=True)
+                row.update(mean=None, std=None, max=None, min=None, dead=True, constant=True, positive_share=0.0)
                 edges[u] = np.arange(bins + 1, dtype=np.float32)
             else:
                 lo, hi = float(v.min()), float(v.max())
-                row.update(mean=float(v.mean()), std=float(v.std()), max=hi, min=lo,
-                           dead=bool(hi - lo <= 1e-6 * max(1.0, abs(hi))),
+                row.update(mean=float(v.mean()), std=float(v.std()), max=hi, min=lo, dead=bool(hi <= 0),
+                           constant=bool(hi - lo <= 1e-6 * max(1.0, abs(hi))),
                            positive_share=float((v > 0).mean()))
                 if hi <= lo:
                     lo, hi = lo - 0.5, hi + 0.5

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from atlas.evidence.dissect import concept_labels
+from atlas.evidence.gradcam import gradcam, split_head
 from atlas.evidence.heatmaps import overlay, saliency, unit_scale, upsample
 from atlas.evidence.images import display_batches, model_input, thumbs
 from atlas.evidence.labels import class_labels, top_class_labels
@@ -54,10 +55,24 @@ def make(ctx) -> list[Stage]:
                   "bins": cfg.hist_bins, "rf_version": RF_VERSION, "output": layer.name == output,
                   "model_classes": list(ctx.spec.class_names or []),
                   "dissect": {"min_iou": cfg.dissect_iou} if dissected else None,
-                  "fc_heatmaps": cfg.fc_heatmaps if layer.kind == "fc" else None}
+                  "heatmap": heatmap_kind(ctx, layer)}
         fn = partial(run, layer=layer, rf=fields[layer.name], is_output=layer.name == output, dissected=dissected)
         stages.append(Stage(f"evidence/{layer.name}", VERSION, params, fn, deps))
     return stages
+
+
+def heatmap_kind(ctx, layer: LayerInfo) -> str:
+    """What a layer's heatmaps show: its activation map (conv), else per `fc_heatmaps`:
+    input-gradient saliency (a full backward pass per top image; `auto` picks it for inputs up
+    to 64 px), a Grad-CAM-style map (HiResCAM) through the head above the last spatial layer
+    (`auto` above 64 px, where a full backward per unit and image is too slow on a CPU), or
+    nothing."""
+    if layer.kind == "conv":
+        return "activation"
+    mode = ctx.cfg.fc_heatmaps
+    if mode == "auto":
+        mode = "saliency" if ctx.spec.input_size <= 64 else "gradcam"
+    return mode
 
 
 def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_output: bool, dissected: bool) -> dict:
@@ -70,7 +85,8 @@ def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_outpu
     class_names = list(info["class_names"])
 
     t0 = time.time()
-    rows, hist, edges = unit_statistics(maxact, labels, class_names, ids, cfg.hist_bins)
+    counted = np.load(top / "nonfinite.npy") if (top / "nonfinite.npy").is_file() else None
+    rows, hist, edges = unit_statistics(maxact, labels, class_names, ids, cfg.hist_bins, counted)
     np.save(out / "hist.npy", hist)
     np.save(out / "hist_edges.npy", edges)
     seconds["stats"] = time.time() - t0
@@ -104,10 +120,11 @@ def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_outpu
         "layer": layer.name, "alias": layer.alias, "kind": layer.kind, "shape": list(layer.shape),
         "k": int(ids.shape[1]), "receptive_field": rf.summary(), "patch_size": size,
         "patch_window": list(rf.size), "heatmap_size": t, "heatmap": heat_kind, "bins": cfg.hist_bins,
+        "heatmap_scale": "per unit" if heat_kind == "activation" else "per image",
         "label_method": unit_labels[0]["method"] if unit_labels else None, "dissect": dissect_info,
         "stats_over": "per-image unit maxima (spatial max for conv units)",
         "selectivity": "class selectivity index (mu_max - mu_rest) / (mu_max + mu_rest) over ReLU'd class means",
-        "dead": "value constant over the data set, or never finite"})  # timings go to summary.json: artifacts stay deterministic
+        "dead": "never above zero over the data set (or never finite); constant: never changes"})  # timings go to summary.json: artifacts stay deterministic
     return {**{f"{k}_s": round(v, 2) for k, v in seconds.items()}, "units": layer.units, "dead": sum(r["dead"] for r in rows),
             "labelled": sum(r["label"] is not None for r in unit_labels),
             "method": unit_labels[0]["method"] if unit_labels else None}
@@ -117,16 +134,19 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
                size: int, out: Path) -> str:
     """Write patches.npy and heatmaps.npy from one pass over the unique top images.
 
-    Returns what the heatmaps show: 'activation', 'saliency' or 'none'."""
+    Returns what the heatmaps show: 'activation', 'saliency', 'gradcam' or 'none'."""
     units, k = ids.shape
     small = thumbs(ctx)
     t = small.shape[1]
     patches = np.lib.format.open_memmap(out / "patches.npy", mode="w+", dtype=np.uint8, shape=(units, k, size, size, 3))
     heatmaps = np.lib.format.open_memmap(out / "heatmaps.npy", mode="w+", dtype=np.uint8, shape=(units, k, t, t, 3))
     conv = layer.kind == "conv"
-    kind = "activation" if conv else ("saliency" if ctx.cfg.fc_heatmaps else "none")
+    kind = heatmap_kind(ctx, layer)
+    head = split_head(ctx.model, layer.name, ctx.spec.input_size) if kind == "gradcam" else None
+    if kind == "gradcam" and head is None:
+        kind = "saliency"  # no clean cut below the layer (e.g. a skip connection around it)
     maps = np.zeros((units, k, *layer.shape[1:]), dtype=np.float32) if conv else None
-    net = extractor(ctx.model, [layer.name]) if kind != "none" else None
+    net = extractor(ctx.model, [head.cut if head else layer.name]) if kind != "none" else None
     flat = ids.ravel()
     order = np.argsort(flat, kind="stable")
     sorted_ids = flat[order]
@@ -143,6 +163,15 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
             with torch.inference_mode():
                 act = net(model_input(ctx.spec, images, ctx.device))[layer.name]
             maps[us, rs] = act[torch.from_numpy(rows).to(act.device), torch.from_numpy(us).to(act.device)].float().cpu().numpy()
+        elif kind == "gradcam":
+            with torch.no_grad():
+                cut = net(model_input(ctx.spec, images, ctx.device))[head.cut]
+            for start in range(0, len(pairs), bs):
+                sl = slice(start, start + bs)
+                cam = gradcam(head.module, cut[torch.from_numpy(rows[sl]).to(cut.device)],
+                              torch.from_numpy(us[sl]).to(cut.device))
+                heat = upsample(cam, t).clamp(0, 1).cpu().numpy()
+                heatmaps[us[sl], rs[sl]] = overlay(small[flat[pairs[sl]]], heat)
         elif kind == "saliency":
             for start in range(0, len(pairs), bs):
                 sl = slice(start, start + bs)
