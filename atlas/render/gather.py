@@ -65,6 +65,8 @@ class LayerData:
     unit_map: np.ndarray | None = None           # (C, 2) from the maps stage
     figures: dict[int, dict[str, Path]] = field(default_factory=dict)  # unit -> {"pdf"|"png": path}
     figure_sha: dict[str, str] = field(default_factory=dict)
+    nonfinite: np.ndarray | None = None          # (C,) images with a NaN/inf activation, from topk
+    dead: np.ndarray | None = None               # (C,) bool: never above zero on the data set
 
     @property
     def title(self) -> str:
@@ -291,6 +293,10 @@ def gather(run_dir: Path) -> SiteData:
             maxact=_array(d / "maxact.npy", 2, "float", (n, c)))
         if layer.topk_ids.size and layer.topk_ids.max() >= n:
             raise ArtifactError(f"{d / 'ids.npy'}: image ids beyond the data set's {n} images")
+        if (d / "nonfinite.npy").is_file():
+            layer.nonfinite = _array(d / "nonfinite.npy", 1, "int", (c,), mmap=False)
+        finite = np.where(np.isfinite(layer.maxact), layer.maxact, -np.inf) if n else np.zeros((0, c))
+        layer.dead = (finite.max(axis=0) <= 0) if n else np.zeros(c, bool)
         layer.featvis = _featvis(store, layer)
         layer.evidence = _evidence(store, layer)
         _figures(store, layer)

@@ -253,6 +253,9 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
         "layer": view.ref, "unit": u,
         "prev": u - 1 if u > 0 else None, "next": u + 1 if u + 1 < layer.units else None,
         "label": label, "stats": stats, "max": fmt(maxv), "top": top,
+        "nonfinite": int(layer.nonfinite[u]) if layer.nonfinite is not None else (stats or {}).get("nonfinite", 0),
+        "dead": bool(layer.dead[u]) if layer.dead is not None else bool((stats or {}).get("dead")),
+        "n_images": len(items),
         "patch": root + patch.src(u) if patch else None, "heat": root + heat.src(u) if heat else None,
         "featvis": featvis, "crop": ", ".join(map(str, fv.meta["crop"])) if fv and u < fv.units
         and fv.meta.get("crop") else "",
