@@ -14,7 +14,8 @@
   var g = canvas.getContext("2d");
   var n = D.n, layout = 0, xy = D.layouts[0].xy;
   var W = 0, H = 0, dpr = 1, s = 1, ox = 0, oy = 0;
-  var T = Math.max(40, Math.min(1200, 10000 / Math.sqrt(Math.max(1, n)) * 0.9)); // tile size in map units
+  function tileOf(l) { return l.tile || Math.max(40, Math.min(1200, 10000 / Math.sqrt(Math.max(1, n)) * 0.9)); }
+  var T = tileOf(D.layouts[0]);  // thumbnail size in map units (0..10000)
   var show = "thumbs", hl = -1, mark = -1, hover = -1, pending = false;
   var sheets = {}, strips = {}, loadingStrips = 0, MAX_STRIP_LOADS = 48;
 
@@ -44,7 +45,7 @@
   }
 
   buttons($("layouts"), D.layouts.map(function (l, i) { return {id: i, name: l.name}; }), 0, function (i) {
-    layout = i; xy = D.layouts[i].xy; request();
+    layout = i; xy = D.layouts[i].xy; T = tileOf(D.layouts[i]); request();
   });
   var shows = [{id: "thumbs", name: D.kind === "units" ? "top image" : "images"}];
   if (D.strips) shows.push({id: "strips", name: D.strips.name});
@@ -162,9 +163,10 @@
       dim.forEach(function (k) { drawPoint(k, ts, ox + xy[2 * k] * s, oy + xy[2 * k + 1] * s); });
       g.globalAlpha = 1;
     }
-    [mark, hover].forEach(function (k, idx) {
+    [mark, hover].forEach(function (k, idx) {  // on top of their neighbours, outlined
       if (k < 0) return;
       x = ox + xy[2 * k] * s; y = oy + xy[2 * k + 1] * s;
+      drawPoint(k, ts, x, y);
       var r = Math.max(ts, 10) / 2 + 3;
       g.lineWidth = idx === 0 ? 3 : 2;
       g.strokeStyle = idx === 0 ? "#d62828" : "#1d232b";
@@ -179,6 +181,9 @@
       var x = ox + xy[2 * i] * s, y = oy + xy[2 * i + 1] * s;
       if (Math.abs(mx - x) <= half && Math.abs(my - y) <= half && (hl < 0 || D.cat[i] === hl)) best = i;  // topmost wins
     }
+    [hover, mark].forEach(function (k) {  // drawn last, so they are on top
+      if (k >= 0 && Math.abs(mx - (ox + xy[2 * k] * s)) <= half && Math.abs(my - (oy + xy[2 * k + 1] * s)) <= half) best = k;
+    });
     return best;
   }
   function title(i) {

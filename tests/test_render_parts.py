@@ -127,3 +127,19 @@ def test_serve_only_on_localhost(tmp_path):
         server.shutdown()
         server.server_close()
         t.join(timeout=10)
+
+
+def test_dead_units_match_a_full_scan():
+    from atlas.render.gather import dead_units
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(50, 7)).astype(np.float32)
+    m[:, 0] = -1.0                                  # never above zero
+    m[:, 1] = np.nan                                # never finite
+    m[:5, 2], m[5:, 2] = np.inf, -2.0               # top-k all +inf, finite values all negative
+    m[:, 3] = 0.0                                   # zero is not above zero
+    k = 3
+    order = np.argsort(-np.nan_to_num(m, nan=-np.inf), axis=0, kind="stable")[:k].T
+    values = np.take_along_axis(m.T, order, axis=1)
+    finite = np.where(np.isfinite(m), m, -np.inf)
+    assert dead_units(values, m).tolist() == (finite.max(axis=0) <= 0).tolist()
+    assert dead_units(values, m)[:4].all() and not dead_units(values, m)[4:].any()

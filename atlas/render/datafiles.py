@@ -93,6 +93,24 @@ def _norm_xy(xy: np.ndarray) -> list[int]:
     return np.round(scaled).astype(np.int64).ravel().tolist()
 
 
+def tile_size(flat_xy: list[int], sample: int = 1000) -> int:
+    """How big (in the 0..10000 map units) to draw each thumbnail: about the median distance
+    from a point to its nearest neighbour, so dense clusters overlap little when zoomed in
+    and sparse maps still show big thumbnails. Estimated on a fixed sample of points."""
+    xy = np.asarray(flat_xy, dtype=np.float64).reshape(-1, 2)
+    n = len(xy)
+    if n < 2:
+        return 1000
+    pick = np.linspace(0, n - 1, min(n, sample)).round().astype(np.int64)
+    nearest = np.full(len(pick), np.inf)
+    for a in range(0, n, 8192):
+        d = ((xy[pick, None, :] - xy[None, a:a + 8192, :]) ** 2).sum(-1)
+        d[pick[:, None] == np.arange(a, min(n, a + 8192))[None, :]] = np.inf
+        nearest = np.minimum(nearest, d.min(axis=1))
+    typical = float(np.median(np.sqrt(nearest[np.isfinite(nearest)]))) if np.isfinite(nearest).any() else 0.0
+    return int(np.clip(1.5 * typical, 10000 / np.sqrt(n) * 0.1, 10000 / np.sqrt(n) * 1.2))
+
+
 def sheets_info(data: SiteData) -> dict:
     n = len(data.thumbs)
     return {"files": [names.sheet_png(s) for s in range(-(-n // SHEET_PER))], "per": SHEET_PER,
@@ -104,6 +122,8 @@ def image_map_data(data: SiteData) -> dict:
     labels = [it["label"] for it in data.dataset["items"]]
     layouts = [{"id": kind, "name": {"tsne": "t-SNE", "umap": "UMAP"}[kind], "xy": _norm_xy(maps.coords[kind])}
                for kind in ("tsne", "umap") if kind in maps.coords]
+    for lay in layouts:
+        lay["tile"] = tile_size(lay["xy"])
     return {"kind": "images", "n": len(labels), "layouts": layouts, "cat": labels, "catNames": data.class_names,
             "names": None, "hrefBase": "images/", "sheets": sheets_info(data), "tiles": None, "strips": None}
 
@@ -117,7 +137,7 @@ def unit_map_data(data: SiteData, view: LayerView) -> dict:
         r = view.tiles[prior]
         strips = {"base": r.base, "n": r.n, "offset": r.offset, "count": r.units, "name": SHORT_PRIOR.get(prior, prior)}
     return {"kind": "units", "n": layer.units, "layer": view.ref["short"],
-            "layouts": [{"id": "units", "name": "unit map", "xy": _norm_xy(layer.unit_map)}],
+            "layouts": [{"id": "units", "name": "unit map", "xy": (xy := _norm_xy(layer.unit_map)), "tile": tile_size(xy)}],
             "cat": view.top_class, "catNames": data.class_names,
             "names": [str(r["label"]) if r else "" for r in view.labels],
             "hrefBase": f"layers/{view.ref['slug']}/", "sheets": sheets_info(data), "tiles": [ids[0] if ids else -1 for ids in view.ids],

@@ -269,6 +269,26 @@ def _stage_info(store: RunStore, name: str) -> StageInfo:
                      files=len(files), bytes=sum(int(f.get("bytes", 0)) for f in files.values()))
 
 
+def dead_units(values: np.ndarray, maxact: np.ndarray) -> np.ndarray:
+    """(C,) bool: the unit's activation is never above zero on a finite value. Read from the
+    top-k values (sorted, so the first finite one is the unit's finite maximum); only units
+    whose top k are all non-finite need their column of the (N, C) maxima, read in blocks."""
+    c = values.shape[0]
+    if maxact.shape[0] == 0:
+        return np.zeros(c, bool)
+    fin = np.isfinite(values)
+    top = np.where(fin, values, -np.inf).max(axis=1) if values.size else np.full(c, -np.inf)
+    dead = ~(top > 0)
+    unknown = np.flatnonzero(~fin.any(axis=1)) if values.size else np.arange(c)
+    if len(unknown):
+        best = np.full(len(unknown), -np.inf)
+        for a in range(0, maxact.shape[0], 4096):
+            block = np.asarray(maxact[a:a + 4096][:, unknown], dtype=np.float64)
+            best = np.maximum(best, np.where(np.isfinite(block), block, -np.inf).max(axis=0))
+        dead[unknown] = ~(best > 0)
+    return dead
+
+
 def gather(run_dir: Path) -> SiteData:
     """Everything the site shows, read from `run_dir/stages` (and its config.json)."""
     run_dir = Path(run_dir)
@@ -295,8 +315,7 @@ def gather(run_dir: Path) -> SiteData:
             raise ArtifactError(f"{d / 'ids.npy'}: image ids beyond the data set's {n} images")
         if (d / "nonfinite.npy").is_file():
             layer.nonfinite = _array(d / "nonfinite.npy", 1, "int", (c,), mmap=False)
-        finite = np.where(np.isfinite(layer.maxact), layer.maxact, -np.inf) if n else np.zeros((0, c))
-        layer.dead = (finite.max(axis=0) <= 0) if n else np.zeros(c, bool)
+        layer.dead = dead_units(layer.topk_values, layer.maxact)
         layer.featvis = _featvis(store, layer)
         layer.evidence = _evidence(store, layer)
         _figures(store, layer)

@@ -136,7 +136,8 @@ def make_layer_view(data: SiteData, layer: LayerData) -> LayerView:
     n_classes = max(1, len(data.class_names))
     top_labels = np.where(ids >= 0, labels_of_image[np.clip(ids, 0, None)], -1)
     flat = (np.arange(c)[:, None] * n_classes + np.clip(top_labels, 0, None))[top_labels >= 0]
-    class_counts = np.bincount(flat, minlength=c * n_classes).reshape(c, n_classes)
+    class_counts = np.bincount(flat, minlength=c * n_classes).reshape(c, n_classes).astype(
+        np.int16 if k < 2 ** 15 else np.int32)  # (units x classes) stays small for 1000-class models
     top_class = np.where(class_counts.max(1) > 0, class_counts.argmax(1), -1).tolist()
     ids_l, vals_l, pos_l = ids.tolist(), values.tolist(), np.asarray(layer.topk_pos).tolist()
     keep = [[j for j in range(k) if ids_l[u][j] >= 0] for u in range(c)] if (ids < 0).any() else None
