@@ -14,4 +14,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _modules() -> list:
-    return []
+    from atlas import archive_cli
+    return [archive_cli]
