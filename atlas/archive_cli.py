@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--columns", help="comma-separated: dgn, pixel, fourier, patches, images, each "
                                      "optionally :N or :all (default: all DGN seeds, one seed of each "
                                      "other prior present, 6 top patches)")
-    p.add_argument("--dpi", type=float, default=300, help="PNG resolution, and of images in PDF/SVG (default 300)")
+    p.add_argument("--dpi", type=float, default=300, help="PNG resolution in dots per inch (default 300); PDF and SVG embed each "
+                        "image at its own resolution")
     p.add_argument("--cell", type=float, default=0.6, help="width of one image cell in inches (default 0.6)")
     p.add_argument("--title", help="a title above the grid")
 
@@ -59,7 +60,7 @@ def cmd_archive(args) -> int:
             raise ValueError("--in-place writes into RUN_DIR; leave out --out")
         print(pack_in_place(run_dir, hash_data=not args.no_data_hashes).resolve())
         return 0
-    out = Path(args.out) if args.out else run_dir.resolve().with_suffix(".zip")
+    out = Path(args.out) if args.out else run_dir.resolve().with_name(run_dir.resolve().name + ".zip")
     result = pack(run_dir, out, hash_data=not args.no_data_hashes)
     print(f"archive: {result.files} files, {result.content_bytes / 1e6:.1f} MB packed into "
           f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f} s")

@@ -206,11 +206,9 @@ def make_figure(run_dir: str | Path, units: list[str], out: str | Path, columns:
     chosen = parse_units(units, run)
     layers = list({id(layer): layer for layer, _ in chosen}.values())
     cols = parse_columns(columns, layers)
-    if columns is None or "patches" in columns:
-        for layer in layers:
-            if layer.patches is None:
-                print(f"note: no top patches for {layer.display} (stage evidence/{layer.name} missing); "
-                      "showing whole top images")
+    bare = [layer.display for layer in layers if layer.patches is None and layer.kind == "conv"]
+    if bare and any(c.kind == "patches" for c in cols):
+        print(f"note: no top patches for {', '.join(bare)} (no evidence stage); showing whole top images")
     grid = build_grid(chosen, cols, title)
     fig = GridFigure(cols, len(grid.rows), cell, title).fill(grid)
     label = title or "atlas units " + " ".join(units)
