@@ -14,6 +14,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _modules() -> list:
-    from atlas import generator_cli
+    from atlas import archive_cli, generator_cli
     from atlas.render import serve
-    return [generator_cli, serve]
+    return [generator_cli, serve, archive_cli]

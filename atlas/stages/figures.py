@@ -1,0 +1,120 @@
+"""Stage `figures/<layer>`: a ready-made figure of every unit, `<unit>.pdf` and `<unit>.png`.
+
+Each is the one-row grid `atlas figure RUN --units <layer>:<unit>` draws with the default
+columns (DGN seeds, the other priors, top patches), so the site can offer a figure to
+download from every unit page. It reads only artifacts (top-k, and feature
+visualizations, evidence and labels where those stages ran) and never touches the model.
+
+Cost: one matplotlib figure per process is built once and refilled per unit, and PDFs embed
+a Latin-only cut of DejaVu Sans (subsetting the full font per file was most of the time);
+about 90 ms of CPU per unit for both files. Large layers are split between `workers`
+processes (`python -m atlas.stages.figures`, fed a JSON job on stdin: a child started
+this way never re-imports the caller's main script, as multiprocessing's spawn would).
+`units_limit` (set by --quick) bounds the units drawn.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+from atlas.stages.base import Stage
+from atlas.stages.store import write_json
+
+VERSION = 1
+DPI = 150
+FORMATS = ("pdf", "png")
+MIN_UNITS_PER_PROCESS = 48  # below this a second process costs more to start than it saves
+
+
+def make(ctx) -> list[Stage]:
+    stages = []
+    for layer in ctx.layers:
+        # registered last: the featvis/evidence stages of the plan have finished by now
+        deps = ["topk"] + [d for d in (f"featvis/{layer.name}", f"evidence/{layer.name}")
+                           if ctx.store.manifest(d) is not None]
+        units = layer.units if ctx.cfg.units_limit is None else min(layer.units, ctx.cfg.units_limit)
+        params = {"layer": layer.name, "units": units, "dpi": DPI, "formats": list(FORMATS),
+                  "columns": "default"}
+        stages.append(Stage(f"figures/{layer.name}", VERSION, params,
+                            partial(run, layer=layer.name, units=units), deps=tuple(deps)))
+    return stages
+
+
+def render_units(run_dir: str, layer: str, units: list[int], out: str, fonts) -> dict[str, int]:
+    """Draw `units` of `layer` into `out` as <unit>.pdf and <unit>.png; returns bytes per format."""
+    from atlas.figures import GridFigure, RunArtifacts, build_grid, parse_columns
+    art = RunArtifacts(run_dir).layer(layer)
+    columns = parse_columns(None, [art])
+    fig = GridFigure(columns, 1, fonts=fonts)
+    sizes = {fmt: 0 for fmt in FORMATS}
+    for u in units:
+        fig.fill(build_grid([(art, u)], columns))
+        for fmt in FORMATS:
+            path = fig.save(Path(out) / f"{u}.{fmt}", dpi=DPI, title=f"atlas {art.display} unit {u}")
+            sizes[fmt] += path.stat().st_size
+    return sizes
+
+
+def run(ctx, out: Path, key: str, layer: str, units: int) -> dict:
+    from atlas.figures import GridFigure, RunArtifacts, parse_columns
+    from atlas.figures.compose import lean_fonts
+    t0, cpu0 = time.time(), time.process_time()
+    art = RunArtifacts(ctx.store.root).layer(layer)
+    columns = parse_columns(None, [art])
+    n_proc = max(1, min(ctx.cfg.workers, units // MIN_UNITS_PER_PROCESS))
+    chunks = [list(range(units))[i::n_proc] for i in range(n_proc)]
+    with tempfile.TemporaryDirectory(prefix="atlas-fonts-") as font_dir:
+        fonts = lean_fonts(font_dir)
+        job = {"run_dir": str(ctx.store.root), "layer": layer, "out": str(out),
+               "fonts": {"regular": fonts.regular, "bold": fonts.bold, "coverage": sorted(fonts.coverage)}}
+        children = [_start_child({**job, "units": chunk}) for chunk in chunks[1:]]
+        try:
+            parts = [render_units(str(ctx.store.root), layer, chunks[0], str(out), fonts)]
+        finally:
+            results = [_finish_child(child) for child in children]
+        parts += results
+    fig = GridFigure(columns, 1)
+    write_json(out / "meta.json", {"layer": layer, "alias": art.alias, "units": list(range(units)),
+                                   "formats": list(FORMATS), "dpi": DPI,
+                                   "columns": [c.header for c in columns],
+                                   "size_inches": [round(fig.width, 3), round(fig.height, 3)]})
+    return {"units": units, "processes": n_proc,
+            **{f"{fmt}_bytes": sum(p[fmt] for p in parts) for fmt in FORMATS},
+            "ms_per_unit": round((time.time() - t0) / max(units, 1) * 1000, 1),
+            "parent_cpu_s": round(time.process_time() - cpu0, 2)}
+
+
+def _start_child(job: dict) -> subprocess.Popen:
+    """A worker process running this module on `job`; the same atlas is first on its path."""
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)}
+    child = subprocess.Popen([sys.executable, "-m", "atlas.stages.figures"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    child.stdin.write(json.dumps(job))
+    child.stdin.close()
+    return child
+
+
+def _finish_child(child: subprocess.Popen) -> dict[str, int]:
+    out, err = child.stdout.read(), child.stderr.read()
+    if child.wait() != 0:
+        raise RuntimeError(f"figure worker failed (exit {child.returncode}): {err.strip()[-2000:]}")
+    return json.loads(out)
+
+
+def _worker_main() -> None:
+    from atlas.figures.compose import Fonts
+    job = json.load(sys.stdin)
+    f = job["fonts"]
+    fonts = Fonts(f["regular"], f["bold"], frozenset(f["coverage"]))
+    print(json.dumps(render_units(job["run_dir"], job["layer"], job["units"], job["out"], fonts)))
+
+
+if __name__ == "__main__":
+    _worker_main()
