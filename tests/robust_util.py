@@ -160,12 +160,15 @@ def tree(root: Path, skip: Path | None = None) -> dict[str, str]:
 
 
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+# the home page's stage table shows how long each stage took: timings, not results
+TIMING = re.compile(rb"(\b\w+_s|ms_per_unit) -?[\d.]+|<td class=\"num\">[\d.]+ s</td>")
 
 
 def artifacts(run_dir: Path) -> dict[str, bytes]:
     """Every artifact of a run that must not depend on interruptions: all stage files but
     timings (summary.json, its manifest entry, the manifest's finish time), config.json, and
-    the site with timestamps blanked; the run folder's own path reads RUN. Temporary
+    the site with timestamps and stage timings blanked (its render cache, which records file
+    times, left out); the run folder's own path reads RUN. Temporary
     leftovers would show up here and fail a comparison."""
     out: dict[str, bytes] = {}
     own = str(run_dir).encode()
@@ -173,7 +176,7 @@ def artifacts(run_dir: Path) -> dict[str, bytes]:
         if not p.is_file():
             continue
         rel = p.relative_to(run_dir).as_posix()
-        if rel == ".lock" or p.name == "summary.json":
+        if rel in (".lock", "site/.atlas-render.json") or p.name == "summary.json":
             continue
         data = p.read_bytes()
         if p.name == "manifest.json":
@@ -182,6 +185,6 @@ def artifacts(run_dir: Path) -> dict[str, bytes]:
             man.get("files", {}).pop("summary.json", None)
             data = json.dumps(man, sort_keys=True).encode()
         elif rel.startswith("site/"):
-            data = TIMESTAMP.sub(b"T", data)
+            data = TIMING.sub(b"TIME", TIMESTAMP.sub(b"T", data))
         out[rel] = data.replace(own, b"RUN")
     return out
