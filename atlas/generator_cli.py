@@ -63,7 +63,9 @@ def _folder_pixels(folder: str, count: int, size: int, offset: int = 0) -> np.nd
 
     from atlas.data.sources import FolderSource
     src = FolderSource(folder)
-    ids = list(range(offset, min(len(src), offset + count)))
+    # a fixed shuffle, so a split of a class-sorted folder holds every class
+    order = np.random.default_rng(0).permutation(len(src))
+    ids = [int(i) for i in order[offset:offset + count]]
     if not ids:
         raise ValueError(f"{folder}: no images left for this split (it has {len(src)})")
     tf = T.Compose([T.PILToTensor(), T.Resize(size, antialias=True), T.CenterCrop(size)])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import torch  # noqa: E402
 
 from atlas.config import Config  # noqa: E402
 from atlas.data.loader import make_loader, model_transform  # noqa: E402
-from atlas.data.sources import Source, TorchvisionSource, WorldSource  # noqa: E402
+from atlas.data.sources import FolderSource, Source, TorchvisionSource, WorldSource  # noqa: E402
 from atlas.models import get_spec, load_model  # noqa: E402
 from atlas.models.checkpoint import load_payload, load_state_dict_file, prepare_for_probing  # noqa: E402
 from atlas.models.worldnet import WorldNet  # noqa: E402
@@ -59,10 +60,19 @@ SETUPS = {
                    lambda n: WorldSource(seed=2, count=n, size=32)),
     # train the three files with scripts/train_cifarnet.py (model and judge: another --seed and --width)
     # and `atlas train-generator --model cifarnet --data <CIFAR-10 folder>`
-    "cifar10": Setup("cifarnet", "cifarnet-judge.pt", "cifarnet-generator.pt",
-                     lambda n: TorchvisionSource("CIFAR10", str(Path.home() / ".cache/atlas/datasets"),
-                                                 split="test", limit=n)),
+    "cifar10": Setup("cifarnet", "cifarnet-judge.pt", "cifarnet-generator.pt", lambda n: cifar10_test(n)),
 }
+CIFAR10_FOLDER = Path(__file__).resolve().parents[2] / "shared/data/cifar10/test"  # this workplace's copy
+
+
+def cifar10_test(n: int) -> Source:
+    """CIFAR-10 test: the image-folder copy when there is one (ATLAS_CIFAR10 or the workplace's
+    shared folder), else torchvision's CIFAR10 (downloaded online into ~/.cache/atlas/datasets)."""
+    folder = Path(os.environ.get("ATLAS_CIFAR10", CIFAR10_FOLDER))
+    if folder.is_dir():
+        return FolderSource(folder, limit=n)
+    return TorchvisionSource("CIFAR10", str(Path.home() / ".cache/atlas/datasets"), split="test", limit=n,
+                             download=True)
 
 
 def load_judge(path: Path) -> torch.nn.Module:
