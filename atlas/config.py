@@ -58,7 +58,8 @@ class Config:
     generator: str | None = None        # generator weight file; None: the model's shipped one
     pixel_iters: int = 200
     fourier_iters: int = 256
-    featvis_batch: int = 128           # optimizations per batched run (128 is fastest on CPU)
+    featvis_batch: int = 0             # optimizations per batched run; 0: auto (128 on CPU, fastest
+                                       # there; on a GPU as many as fit in 60% of free memory)
     # DGN-AM beyond act_max.py: clamp G's image to 0..1 before the network sees it, so the
     # activation optimized is the one of the image shown
     dgn_clip_image: bool = True
@@ -153,10 +154,12 @@ def validate(cfg: Config, origin: str = "config") -> None:
         raise ConfigError(f"{origin}: 'device' must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     if cfg.dgn_conv_objective not in ("center", "mean"):
         raise ConfigError(f"{origin}: 'dgn_conv_objective' must be 'center' or 'mean', got {cfg.dgn_conv_objective!r}")
-    for key in ("topk", "batch_size", "seeds", "dgn_iters", "pixel_iters", "fourier_iters", "featvis_batch",
+    for key in ("topk", "batch_size", "seeds", "dgn_iters", "pixel_iters", "fourier_iters",
                 "neighbors", "world_count", "data_limit", "units_limit"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ConfigError(f"{origin}: {key!r} must be at least 1, got {getattr(cfg, key)!r}")
+    if cfg.featvis_batch < 0:
+        raise ConfigError(f"{origin}: 'featvis_batch' must be >= 0 (0: sized automatically), got {cfg.featvis_batch!r}")
     if cfg.featvis_threads < 0:
         raise ConfigError(f"{origin}: 'featvis_threads' must be >= 0, got {cfg.featvis_threads!r}")
     if cfg.workers < 0:

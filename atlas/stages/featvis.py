@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from atlas.priors.batching import featvis_batch
 from atlas.priors.dgn import DGNSettings, dgn_am, initial_codes
 from atlas.priors.fourier import FourierSettings, fourier_visualize
 from atlas.priors.genfile import GeneratorBundle, load_generator
@@ -159,7 +160,10 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
         bundle.net.to(memory_format=torch.channels_last)
     where = cfg.dgn_conv_objective if layer.kind == "conv" else "unit"
     crop = center_receptive_field(target, layer.name, cfg.seed) if where == "center" else None
-    per_chunk = max(1, cfg.featvis_batch // S)
+    batch = featvis_batch(cfg.featvis_batch, target, bundle,
+                          lambda n: unit_objective(layer.name, torch.zeros(n, dtype=torch.long),
+                                                   "center" if where == "unit" else where))
+    per_chunk = max(1, batch // S)
     chunks = [(u0, min(units, u0 + per_chunk)) for u0 in range(0, units, per_chunk)]
     mine = set(ctx.shard(len(chunks)))
     order = [c for i, c in enumerate(chunks) if i in mine] + [c for i, c in enumerate(chunks) if i not in mine]

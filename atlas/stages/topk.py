@@ -110,6 +110,9 @@ def scan(ctx, ids: np.ndarray, bar: tqdm | None = None,
     per-image unit maxima (len(ids), C); `nonfinite` accumulates count_nonfinite per layer."""
     layers = ctx.layers
     net = extractor(ctx.model, [layer.name for layer in layers])
+    # on a GPU: NHWC convolutions (tensor cores); values stay float32 so the ranking is exact
+    fmt = torch.channels_last if ctx.device.type == "cuda" else torch.contiguous_format
+    net = net.to(memory_format=fmt)
     loader = make_loader(ctx.source, model_transform(ctx.spec), ctx.cfg.batch_size, ctx.cfg.workers,
                          ids=ids, pin_memory=ctx.device.type == "cuda")
     k = min(ctx.cfg.topk, len(ctx.source))
@@ -118,7 +121,7 @@ def scan(ctx, ids: np.ndarray, bar: tqdm | None = None,
     row = 0
     with torch.inference_mode():
         for x, batch_ids in loader:
-            x = x.to(ctx.device, non_blocking=True)
+            x = x.to(ctx.device, non_blocking=True).contiguous(memory_format=fmt)
             batch_ids = batch_ids.to(ctx.device)
             acts = net(x)
             for name, top in tops.items():
