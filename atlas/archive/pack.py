@@ -163,11 +163,7 @@ def pack(run_dir: str | Path, out: str | Path, hash_data: bool = True) -> PackRe
             raise ArchiveError(f"{out}: an archive cannot be written inside the {top}/ it packs")
     out.parent.mkdir(parents=True, exist_ok=True)
     with RunStore(run_dir).lock():
-        files = run_files(run_dir)
-        listed = stage_files(run_dir)
-        _missing_stage_files(run_dir, listed)
-        record = provenance.collect(run_dir, hash_data=hash_data)
-        readme_bytes = readme(record, len(files) + 1).encode("utf-8")
+        files, listed, record, readme_bytes = _contents(run_dir, hash_data)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
             entries = _write(kind, tmp, run_dir, files, listed, readme_bytes, record)
@@ -241,16 +237,22 @@ def _tar_add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(info, io.BytesIO(data))
 
 
+def _contents(run_dir: Path, hash_data: bool) -> tuple[list[str], dict[str, dict], dict, bytes]:
+    """The run's files, the files its stage manifests list, its provenance record and the
+    README text (called under the run lock)."""
+    files = run_files(run_dir)
+    listed = stage_files(run_dir)
+    _missing_stage_files(run_dir, listed)
+    record = provenance.collect(run_dir, hash_data=hash_data)
+    return files, listed, record, readme(record, len(files) + 1).encode("utf-8")
+
+
 def pack_in_place(run_dir: str | Path, hash_data: bool = True) -> Path:
     """Write README.txt and atlas-manifest.json into the run folder itself (no archive), so
     `atlas verify RUN_DIR` can check it later."""
     run_dir = Path(run_dir)
     with RunStore(run_dir).lock():
-        files = run_files(run_dir)
-        listed = stage_files(run_dir)
-        _missing_stage_files(run_dir, listed)
-        record = provenance.collect(run_dir, hash_data=hash_data)
-        readme_bytes = readme(record, len(files) + 1).encode("utf-8")
+        files, listed, record, readme_bytes = _contents(run_dir, hash_data)
         tmp = run_dir / f".{README_NAME}.{os.getpid()}.tmp"
         tmp.write_bytes(readme_bytes)
         tmp.replace(run_dir / README_NAME)
