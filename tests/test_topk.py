@@ -5,7 +5,7 @@ import torch
 
 from atlas.config import Config
 from atlas.pipeline import run
-from atlas.stages.topk import RunningTopK, merge_topk, unit_max
+from atlas.stages.topk import RunningTopK, locator, merge_topk, unit_max, unit_max_values
 
 
 def brute_force(acts: np.ndarray, k: int):
@@ -21,16 +21,24 @@ def brute_force(acts: np.ndarray, k: int):
     return np.array(vals), np.array(ids), np.array(poss)
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["positions", "located"])
 @pytest.mark.parametrize("batch", [1, 7, 50])
-def test_running_topk_equals_brute_force(batch):
+def test_running_topk_equals_brute_force(batch, lazy):
+    """Positions given up front (unit_max) or found only for entrants (the stage's way)."""
     gen = torch.Generator().manual_seed(0)
     acts = torch.randn(50, 6, 3, 4, generator=gen)
     acts[10, 2] = acts[3, 2]  # an exact tie between images 3 and 10 on unit 2
+    acts[20, 4, 0, 1] = acts[20, 4, 2, 3] = 9.0  # a tie inside one map: the first position counts
     k = 5
     top = RunningTopK(6, k, torch.device("cpu"))
     for s in range(0, 50, batch):
-        v, w = unit_max(acts[s:s + batch])
-        top.update(v, torch.arange(s, min(s + batch, 50)), w)
+        a = acts[s:s + batch]
+        ids = torch.arange(s, min(s + batch, 50))
+        if lazy:
+            top.update(unit_max_values(a), ids, locator(a))
+        else:
+            v, w = unit_max(a)
+            top.update(v, ids, w)
     values, ids, where = top.result()
     bv, bi, bw = brute_force(acts.numpy(), k)
     np.testing.assert_array_equal(ids, bi)
