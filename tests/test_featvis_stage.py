@@ -115,7 +115,7 @@ def test_element_seeds_do_not_depend_on_chunking():
 
 
 def test_model_without_generator_skips_dgn(tmp_path, capsys):
-    cfg = Config(model="cifarnet", weights="random", layers=["fc8"], units_limit=2, out=str(tmp_path / "run"))
+    cfg = Config(model="resnet18", weights="random", layers=["fc"], units_limit=2, out=str(tmp_path / "run"))
     ctx = Context(cfg, RunStore(cfg.out))
     (stage,) = featvis.make(ctx)
     assert stage.params["priors"] == ["pixel", "fourier"] and stage.params["generator"] is None
