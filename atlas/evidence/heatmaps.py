@@ -60,7 +60,8 @@ def overlay(images: np.ndarray, heat: np.ndarray) -> np.ndarray:
     shows through a warm tint, so both what is there and where the unit looks stay visible.
     """
     img = images.astype(np.float32) / 255
-    a = heat[..., None].astype(np.float32)
+    heat = np.nan_to_num(heat.astype(np.float32), nan=0.0)  # a NaN map (poisoned net) shows no heat
+    a = heat[..., None]
     dim = img * (0.3 + 0.7 * a)
     tint = colormap(heat)
     out = dim * (1 - 0.45 * a) + tint * 0.45 * a
