@@ -22,9 +22,10 @@ class ConfigError(ValueError):
     """A config key or value is wrong; the message names it and the valid choices."""
 
 
-PRIORS = ("dgn", "pixel", "fourier")
+DEFAULT_PRIORS = ("dgn", "pixel", "fourier")  # all priors: atlas.priors.registry.priors()
 # the demo's feature-visualization budget (all 442 units on a 2-core CPU); DGN keeps act_max.py's 200
 DEMO_FEATVIS = {"pixel_iters": 100, "fourier_iters": 100}
+QUICK_ITERS = 40  # every prior's iterations in a --quick run
 DEVICES = ("auto", "cpu", "cuda")
 DATA_SPLITS = ("train", "test", "val", "extra", "unlabeled", "train+unlabeled")  # torchvision's split names
 
@@ -49,20 +50,14 @@ class Config:
     workers: int = 2
     device: str = "auto"
     # feature visualization
-    priors: list[str] = field(default_factory=lambda: list(PRIORS))
+    priors: list[str] = field(default_factory=lambda: list(DEFAULT_PRIORS))
     seeds: int = 2
-    dgn_iters: int = 200
-    dgn_lr_start: float = 8.0
-    dgn_lr_end: float = 1e-10
+    # each prior's own keys (dgn_iters, pixel_iters, fourier_iters, ...) are declared by the
+    # prior's plug-in (atlas/priors/plugins/) and added to this class below
     dgn_conv_objective: str = "center"  # "center" neuron or channel "mean"
     generator: str | None = None        # generator weight file; None: the model's shipped one
-    pixel_iters: int = 200
-    fourier_iters: int = 256
     featvis_batch: int = 0             # optimizations per batched run; 0: auto (128 on CPU, fastest
                                        # there; on a GPU as many as fit in 60% of free memory)
-    # DGN-AM beyond act_max.py: clamp G's image to 0..1 before the network sees it, so the
-    # activation optimized is the one of the image shown
-    dgn_clip_image: bool = True
     # CPU threads for feature visualization (0: torch's default). Its many small batched ops
     # lose most of their time in thread barriers when the cores are shared: 1 thread ran the
     # quick demo's featvis 7x faster than 2 on a busy 2-core machine
@@ -88,6 +83,21 @@ class Config:
 
     def resolved(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _with_prior_keys(core: type) -> type:
+    """`core` plus every registered prior's declared keys, as one dataclass named Config."""
+    from atlas.priors.registry import priors
+    extra = [(key, typ, field(default=default)) for p in priors().values() for key, typ, default in p.config_fields()]
+    clash = [k for k, _, _ in extra if k in core.__dataclass_fields__]
+    if clash:
+        raise ConfigError(f"prior config keys {clash} clash with the run's own keys")
+    cls = dataclasses.make_dataclass("Config", extra, bases=(core,), namespace={"__module__": __name__})
+    cls.__doc__ = core.__doc__
+    return cls
+
+
+Config = _with_prior_keys(Config)
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
@@ -147,15 +157,17 @@ def _type_name(hint: Any) -> str:
 
 
 def validate(cfg: Config, origin: str = "config") -> None:
+    from atlas.priors.registry import priors
+    known = priors()
     for p in cfg.priors:
-        if p not in PRIORS:
-            raise ConfigError(f"{origin}: unknown prior {p!r} in 'priors'; choose from {', '.join(PRIORS)}")
+        if p not in known:
+            raise ConfigError(f"{origin}: unknown prior {p!r} in 'priors'; choose from {', '.join(known)}")
+    _validate_prior_keys(cfg, known.values(), origin)
     if cfg.device not in DEVICES:
         raise ConfigError(f"{origin}: 'device' must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     if cfg.dgn_conv_objective not in ("center", "mean"):
         raise ConfigError(f"{origin}: 'dgn_conv_objective' must be 'center' or 'mean', got {cfg.dgn_conv_objective!r}")
-    for key in ("topk", "batch_size", "seeds", "dgn_iters", "pixel_iters", "fourier_iters",
-                "neighbors", "world_count", "data_limit", "units_limit"):
+    for key in ("topk", "batch_size", "seeds", "neighbors", "world_count", "data_limit", "units_limit"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ConfigError(f"{origin}: {key!r} must be at least 1, got {getattr(cfg, key)!r}")
     if cfg.featvis_batch < 0:
@@ -164,7 +176,7 @@ def validate(cfg: Config, origin: str = "config") -> None:
         raise ConfigError(f"{origin}: 'featvis_threads' must be >= 0, got {cfg.featvis_threads!r}")
     if cfg.workers < 0:
         raise ConfigError(f"{origin}: 'workers' must be >= 0, got {cfg.workers!r}")
-    for key in ("dgn_lr_start", "dgn_lr_end", "tsne_perplexity"):
+    for key in ("tsne_perplexity",):
         if not math.isfinite(getattr(cfg, key)):
             raise ConfigError(f"{origin}: {key!r} must be a finite number, got {getattr(cfg, key)!r}")
     if not cfg.out.strip():
@@ -177,6 +189,22 @@ def validate(cfg: Config, origin: str = "config") -> None:
         if not p.strip():
             raise ConfigError(f"{origin}: 'layers' has an empty name")
     _validate_evidence(cfg, origin)
+
+
+def _validate_prior_keys(cfg: Config, known, origin: str) -> None:
+    """A prior's integer keys are counts (at least 1), its numbers finite; then its
+    settings dataclass may refuse a combination (ValueError in __post_init__)."""
+    for prior in known:
+        for key, typ, _ in prior.config_fields():
+            v = getattr(cfg, key)
+            if typ is int and v < 1:
+                raise ConfigError(f"{origin}: {key!r} must be at least 1, got {v!r}")
+            if typ is float and not math.isfinite(v):
+                raise ConfigError(f"{origin}: {key!r} must be a finite number, got {v!r}")
+        try:
+            prior.settings_from(cfg)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: prior {prior.name!r}: {exc}") from exc
 
 
 def _validate_evidence(cfg: Config, origin: str) -> None:
@@ -215,9 +243,10 @@ def load_toml(path: str | Path) -> dict:
 
 
 def quick(cfg: Config) -> Config:
-    """The small version of a run, for checks: fewer images, iterations and units."""
+    """The small version of a run, for checks: fewer images, iterations (40 per prior) and units."""
+    from atlas.priors.registry import priors
+    iters = {p.iters_key: min(getattr(cfg, p.iters_key), QUICK_ITERS) for p in priors().values()}
     return dataclasses.replace(
         cfg, world_count=min(cfg.world_count, 400), data_limit=min(cfg.data_limit or 400, 400),
-        dgn_iters=min(cfg.dgn_iters, 40), pixel_iters=min(cfg.pixel_iters, 40),
-        fourier_iters=min(cfg.fourier_iters, 40), seeds=min(cfg.seeds, 2),
+        **iters, seeds=min(cfg.seeds, 2),
         units_limit=min(cfg.units_limit or 8, 8), topk=min(cfg.topk, 6))

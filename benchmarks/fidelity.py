@@ -42,7 +42,7 @@ from atlas.models.worldnet import WorldNet  # noqa: E402
 from atlas.priors.objectives import unit_objective  # noqa: E402
 from atlas.priors.target import NetTarget, to_uint8  # noqa: E402
 from atlas.resources import weights_path  # noqa: E402
-from atlas.stages.featvis import _optimize, element_seed, prior_settings  # noqa: E402
+from atlas.stages.featvis import element_seed, optimize, prior_settings  # noqa: E402
 from atlas.priors.genfile import load_generator  # noqa: E402
 
 
@@ -146,7 +146,7 @@ def main() -> None:
     objective = unit_objective(setup.output_node, units)
     recog, ratio, ratio_median, act_mean, sheet_rows = {}, {}, {}, {}, []
     for prior in args.priors:
-        images, _ = _optimize(prior, target, bundle, objective, seeds, settings[prior], None)
+        images = optimize(prior, target, objective, seeds, settings[prior], bundle if prior == "dgn" else None).images
         stored = to_uint8(images)
         acts = target.activations_of_uint8(stored, objective).view(n_units, S)
         with torch.no_grad():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from atlas.priors import registry
 from atlas.stages.store import RunStore, write_json
 
 CLASSES = ["circle", "square", "triangle"]
@@ -35,7 +36,8 @@ def add_featvis(store: RunStore, layer: dict, units: int, seeds: int, size: int,
         files[f"{prior}.npy"] = rng.integers(0, 256, (units, seeds, size, size, 3), dtype=np.uint8)
         files[f"{prior}_act.npy"] = rng.normal(5, 2, (units, seeds)).astype(np.float32)
     files["meta.json"] = {"priors": ["dgn", "pixel", "fourier"], "seeds": seeds, "units": units,
-                          "iterations": {"dgn": 5, "pixel": 5, "fourier": 5}, "crop": None}
+                          "iterations": {"dgn": 5, "pixel": 5, "fourier": 5}, "crop": None,
+                          "labels": registry.labels(["dgn", "pixel", "fourier"])}
     _stage(store, f"featvis/{layer['name']}", {"layer": layer["name"]}, files, seconds=2.5)
 
 

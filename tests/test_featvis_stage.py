@@ -87,7 +87,7 @@ def test_interrupted_run_reuses_finished_chunks(tmp_path, gen_file, monkeypatch)
 
     ctx = _ctx(tmp_path / "resumed", gen_file, priors=["dgn", "pixel"])
     stage = featvis.make(ctx)[1]
-    real, calls = featvis._optimize, []
+    real, calls = featvis.optimize, []
 
     def interrupted(*args, **kw):
         if len(calls) == 3:
@@ -95,14 +95,14 @@ def test_interrupted_run_reuses_finished_chunks(tmp_path, gen_file, monkeypatch)
         calls.append(args[0])
         return real(*args, **kw)
 
-    monkeypatch.setattr(featvis, "_optimize", interrupted)
+    monkeypatch.setattr(featvis, "optimize", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_stage(ctx, stage)
     assert ctx.store.manifest(stage.name) is None  # nothing half-written in place
     kept = sorted(p.name for p in ctx.store.partial_dir(stage.name, stage.key(ctx)).iterdir())
     assert kept == ["dgn_00000_00002.npz", "dgn_00002_00003.npz", "pixel_00000_00002.npz"]
     calls.clear()
-    monkeypatch.setattr(featvis, "_optimize", lambda *a, **k: (calls.append(a[0]), real(*a, **k))[1])
+    monkeypatch.setattr(featvis, "optimize", lambda *a, **k: (calls.append(a[0]), real(*a, **k))[1])
     assert run_stage(ctx, stage) == "ran"
     assert calls == ["pixel"]  # only the missing chunk was computed
     np.testing.assert_array_equal(np.load(ctx.store.stage_dir(stage.name) / "dgn.npy"), reference)

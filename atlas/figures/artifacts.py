@@ -16,8 +16,6 @@ import numpy as np
 
 from atlas.stages.store import RunStore, read_json
 
-PRIORS = ("dgn", "pixel", "fourier")
-
 
 class FigureError(ValueError):
     """A unit spec, column spec or run folder cannot make a figure; the message says why."""
@@ -29,6 +27,7 @@ class FeatVis:
     images: np.ndarray
     acts: np.ndarray | None
     units: list[int]  # the layer's unit index of each of the U rows
+    short: str = ""   # the prior's short title, from the stage's meta.json
 
     @cached_property
     def row_of(self) -> dict[int, int]:
@@ -124,7 +123,8 @@ class RunArtifacts:
 def _load_featvis(folder: Path) -> dict[str, FeatVis]:
     meta = read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
     out: dict[str, FeatVis] = {}
-    for prior in PRIORS:
+    labels = meta.get("labels") or {}
+    for prior in meta.get("priors") or []:
         path = folder / f"{prior}.npy"
         if not path.is_file():
             continue
@@ -138,7 +138,8 @@ def _load_featvis(folder: Path) -> dict[str, FeatVis]:
                               f"but {path.name} has {images.shape[0]}")
         act_path = folder / f"{prior}_act.npy"
         acts = np.load(act_path) if act_path.is_file() else None
-        out[prior] = FeatVis(images=images, acts=acts, units=[int(u) for u in units])
+        out[prior] = FeatVis(images=images, acts=acts, units=[int(u) for u in units],
+                             short=(labels.get(prior) or {}).get("column", prior))
     return out
 
 

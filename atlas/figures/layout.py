@@ -12,22 +12,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atlas.figures.artifacts import PRIORS, FigureError, LayerArtifacts
+from atlas.figures.artifacts import FigureError, LayerArtifacts
+from atlas.priors import registry
 
-KINDS = PRIORS + ("patches", "images")
+TOPS = ("patches", "images")
+ALL_SEEDS = ("dgn",)   # priors whose every seed is a default column (the others: their first)
 DEFAULT_TOP = 6
-_HEADERS = {"dgn": "DGN s{i}", "pixel": "pixel s{i}", "fourier": "Fourier s{i}",
-            "patches": "top {n}", "images": "image {n}"}
+_HEADERS = {"patches": "top {n}", "images": "image {n}"}
 
 
 @dataclass(frozen=True)
 class Column:
     kind: str   # a prior, "patches" or "images"
     index: int  # seed for a prior, rank for top images (0 = highest)
+    label: str = ""  # a prior's short title (from the run's meta.json)
 
     @property
     def header(self) -> str:
-        return _HEADERS[self.kind].format(i=self.index, n=self.index + 1)
+        if self.kind in _HEADERS:
+            return _HEADERS[self.kind].format(i=self.index, n=self.index + 1)
+        return f"{self.label or self.kind} s{self.index}"
+
+
+def run_priors(layers: list[LayerArtifacts]) -> dict[str, str]:
+    """{prior: short title} of every prior with images in any of the layers, in run order."""
+    out: dict[str, str] = {}
+    for layer in layers:
+        for p, fv in layer.featvis.items():
+            out.setdefault(p, fv.short or p)
+    return out
 
 
 @dataclass
@@ -52,35 +65,39 @@ class Grid:
 
 def parse_columns(spec: str | None, layers: list[LayerArtifacts]) -> list[Column]:
     """Columns for `spec` (None: the defaults) over the chosen layers' artifacts."""
+    priors = run_priors(layers)
+    for name in registry.priors():  # a known prior without images here: "no <prior> images" below
+        priors.setdefault(name, registry.labels([name])[name]["column"])
+    kinds = tuple(priors) + TOPS
     seeds = {p: max((layer.featvis[p].seeds for layer in layers if p in layer.featvis), default=0)
-             for p in PRIORS}
+             for p in priors}
     k = max(layer.k for layer in layers)
     has_patches = any(layer.patches is not None for layer in layers)
     if spec is None:
-        tokens = [f"{p}:{'all' if p == 'dgn' else 1}" for p in PRIORS if seeds[p]]
+        tokens = [f"{p}:{'all' if p in ALL_SEEDS else 1}" for p in priors if seeds[p]]
         tokens.append(f"{'patches' if has_patches else 'images'}:{min(k, DEFAULT_TOP)}")
     else:
         tokens = [t.strip() for t in spec.split(",") if t.strip()]
         if not tokens:
-            raise FigureError(f"--columns {spec!r}: no columns named; choose from {', '.join(KINDS)}")
+            raise FigureError(f"--columns {spec!r}: no columns named; choose from {', '.join(kinds)}")
     columns: list[Column] = []
     for token in tokens:
         kind, _, count = token.partition(":")
-        if kind not in KINDS:
-            raise FigureError(f"--columns: unknown column {kind!r}; choose from {', '.join(KINDS)} "
+        if kind not in kinds:
+            raise FigureError(f"--columns: unknown column {kind!r}; choose from {', '.join(kinds)} "
                               "(each optionally :N or :all)")
-        limit = seeds[kind] if kind in PRIORS else k
-        if kind in PRIORS and limit == 0:
-            have = [p for p in PRIORS if seeds[p]] + ["patches", "images"]
+        limit = seeds[kind] if kind in priors else k
+        if kind in priors and limit == 0:
+            have = [p for p in priors if seeds[p]] + ["patches", "images"]
             stages = ", ".join(f"featvis/{layer.name}" for layer in layers)
             raise FigureError(f"--columns: no {kind} images in the run (stage {stages} missing or "
                               f"without {kind}); available: {', '.join(have)}")
-        if kind in PRIORS:
-            default = limit if kind == "dgn" else 1
+        if kind in priors:
+            default = limit if kind in ALL_SEEDS else 1
         else:
             default = min(k, DEFAULT_TOP)
         n = _count(token, count, default, limit)
-        columns += [Column(kind, i) for i in range(n)]
+        columns += [Column(kind, i, priors.get(kind, "")) for i in range(n)]
     if len(set(columns)) != len(columns):
         raise FigureError(f"--columns {spec!r}: a column is named twice")
     return columns
@@ -100,7 +117,7 @@ def _count(token: str, count: str, default: int, limit: int) -> int:
 
 def cell(layer: LayerArtifacts, unit: int, column: Column) -> Cell:
     """The image and caption (its activation) of one unit in one column."""
-    if column.kind in PRIORS:
+    if column.kind not in TOPS:
         fv = layer.featvis.get(column.kind)
         row = fv.row_of.get(unit) if fv is not None else None
         if row is None or column.index >= fv.seeds:

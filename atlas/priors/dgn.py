@@ -26,17 +26,8 @@ import torch
 
 from atlas.priors.genfile import GeneratorBundle
 from atlas.priors.objectives import Objective
+from atlas.priors.plugins.dgn import DGNSettings
 from atlas.priors.target import NetTarget
-
-
-@dataclass(frozen=True)
-class DGNSettings:
-    iters: int = 200
-    lr_start: float = 8.0
-    lr_end: float = 1e-10
-    decay: float = 0.99   # act_max.py's L2 (applied when 0 < decay < 1)
-    clip: bool = True     # clip the code to [0, ub]
-    clip_image: bool = False  # feed the network G(z) clamped to the displayable range (not in act_max.py)
 
 
 def step_size(i: int, n: int, start: float, end: float) -> float:

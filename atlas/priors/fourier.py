@@ -7,13 +7,13 @@ Optimized with Adam (lr 0.05) under random jitter, scale and rotation each step.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
 from atlas.priors.objectives import Objective
+from atlas.priors.plugins.fourier import FourierSettings
 from atlas.priors.render import render
 from atlas.priors.target import NetTarget
 from atlas.priors.transforms import lucid_transforms
@@ -22,15 +22,6 @@ from atlas.priors.transforms import lucid_transforms
 COLOR_CORRELATION_SVD_SQRT = np.asarray([[0.26, 0.09, 0.02],
                                          [0.27, 0.00, -0.05],
                                          [0.27, -0.09, 0.03]], dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class FourierSettings:
-    iters: int = 256
-    lr: float = 0.05
-    decay_power: float = 1.0
-    init_std: float = 0.05     # Lucid uses 0.01; a near-flat image can sit where every ReLU is off
-    transforms: bool = True
 
 
 def rfft2d_freqs(h: int, w: int) -> np.ndarray:

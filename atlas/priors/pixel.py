@@ -10,37 +10,26 @@ of every scale in one batch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from atlas.priors.objectives import Objective
+from atlas.priors.plugins.pixel import PixelSettings
 from atlas.priors.render import NormalizedAscent, render
 from atlas.priors.target import NetTarget
 from atlas.priors.transforms import gaussian_blur
 
 
-@dataclass(frozen=True)
-class PixelSettings:
-    iters: int = 200
-    lr: float = 0.02          # mean |step| in 0..1 pixel units
-    decay: float = 1e-2       # theta_decay
-    blur_sigma: float = 0.5   # theta_b_width, pixels
-    blur_every: int = 4       # theta_b_every
-    norm_pct: float = 20.0    # theta_n_pct
-    contrib_pct: float = 0.0  # theta_c_pct
-    init_std: float = 0.02    # seeded noise around the mean color (Yosinski start from zero)
-
-
 def pixel_param(seeds: list[int], size: int, mean: tuple[float, float, float], init_std: float,
                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
-    """(params, image_fn): image = mean color + x, x from each element's own seeded noise."""
+    """(params, image_fn): image = mean color + x, x from each element's own seeded noise
+    (params = [x], the offset from the mean color)."""
     x = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(int(s)),
                                  dtype=torch.float64) * init_std for s in seeds]).to(device, dtype)
     x.requires_grad_(True)
     m = torch.tensor(mean, device=device, dtype=dtype).view(1, 3, 1, 1)
-    return [x], (lambda: m + x), m
+    return [x], (lambda: m + x)
 
 
 def _zero_below_percentile(x: torch.Tensor, score: torch.Tensor, pct: float) -> None:
@@ -59,9 +48,10 @@ def pixel_visualize(target: NetTarget, objective: Objective, seeds: list[int],
                     settings: PixelSettings = PixelSettings(),
                     progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (B, 3, S, S) in 0..1 and their objective values."""
-    params, image_fn, mean = pixel_param(seeds, target.input_size, target.spec.mean, settings.init_std,
-                                         target.device, target.dtype)
+    params, image_fn = pixel_param(seeds, target.input_size, target.spec.mean, settings.init_std,
+                                   target.device, target.dtype)
     x = params[0]
+    mean = torch.tensor(target.spec.mean, device=target.device, dtype=target.dtype).view(1, 3, 1, 1)
     opt = NormalizedAscent(params, settings.lr)
 
     @torch.no_grad()

@@ -13,11 +13,10 @@ import numpy as np
 
 from atlas.render import names
 from atlas.render.gather import SiteData
-from atlas.render.views import PRIOR_NAMES, LayerView
+from atlas.render.views import LayerView
 
 SHEET_COLS = 16
 SHEET_PER = SHEET_COLS * SHEET_COLS
-SHORT_PRIOR = {"dgn": "DGN-AM", "pixel": "pixel prior", "fourier": "Fourier prior"}
 
 
 def js_assign(name: str, obj) -> str:
@@ -40,7 +39,7 @@ def grid_modes(view: LayerView) -> list[dict]:
     refs = view.tiles
     fv = view.data.featvis
     priors = (["dgn"] if fv and "dgn" in fv.priors else []) + [p for p in (fv.priors if fv else []) if p != "dgn"]
-    modes = [{"id": p, "name": SHORT_PRIOR.get(p, p), "long": PRIOR_NAMES.get(p, p), "base": refs[p].base,
+    modes = [{"id": p, "name": fv.short(p), "long": fv.title(p), "base": refs[p].base,
               "n": refs[p].n, "offset": refs[p].offset, "count": refs[p].units} for p in priors]
     if "patch" in refs:
         r = refs["patch"]
@@ -135,7 +134,7 @@ def unit_map_data(data: SiteData, view: LayerView) -> dict:
     if fv and fv.priors:
         prior = "dgn" if "dgn" in fv.priors else fv.priors[0]
         r = view.tiles[prior]
-        strips = {"base": r.base, "n": r.n, "offset": r.offset, "count": r.units, "name": SHORT_PRIOR.get(prior, prior)}
+        strips = {"base": r.base, "n": r.n, "offset": r.offset, "count": r.units, "name": fv.short(prior)}
     return {"kind": "units", "n": layer.units, "layer": view.ref["short"],
             "layouts": [{"id": "units", "name": "unit map", "xy": (xy := _norm_xy(layer.unit_map)), "tile": tile_size(xy)}],
             "cat": view.top_class, "catNames": data.class_names,

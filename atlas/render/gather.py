@@ -35,6 +35,13 @@ class Featvis:
     meta: dict
     sha: dict[str, str]             # file name -> sha256 from the manifest
 
+    def title(self, prior: str) -> str:
+        """The prior's long title, as the featvis stage recorded it (its id for older runs)."""
+        return ((self.meta.get("labels") or {}).get(prior) or {}).get("title", prior)
+
+    def short(self, prior: str) -> str:
+        return ((self.meta.get("labels") or {}).get(prior) or {}).get("short", prior)
+
 
 @dataclass
 class Evidence:

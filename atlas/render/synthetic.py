@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from atlas.priors import registry
 from atlas.stages.store import RunStore, stage_key, write_json
 
 ALL_STAGES = ("dataset", "topk", "featvis", "evidence", "maps", "figures")
@@ -200,7 +201,8 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                 write_json(out / "meta.json", {"priors": list(spec.priors), "seeds": s, "units": u,
                                                "iterations": {p: 200 for p in spec.priors},
                                                "crop": [0, 0, sz, sz] if len(shape) == 3 else None,
-                                               "size": sz, "synthetic": True})
+                                               "size": sz, "synthetic": True,
+                                               "labels": registry.labels(list(spec.priors))})
                 return {"units": u}
 
             _write_stage(store, f"featvis/{name}", {"layer": name}, {"topk": keys.get("topk", "")}, fill_featvis)

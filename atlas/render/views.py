@@ -17,8 +17,6 @@ from atlas.render import names
 from atlas.render.gather import LayerData, SiteData
 from atlas.render.tiles import tile_groups, tile_refs
 
-PRIOR_NAMES = {"dgn": "DGN-AM (generator prior)", "pixel": "pixel prior (Yosinski et al.)",
-               "fourier": "Fourier prior (Olah et al.)"}
 N_NEIGHBORS = 8
 N_EXCITES = 6
 CLASS_UNITS = 12
@@ -222,7 +220,7 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
         for prior in fv.priors:
             acts = fv.acts[prior][u].tolist()
             ref = view.tiles[prior]
-            featvis.append({"prior": prior, "name": PRIOR_NAMES.get(prior, prior),
+            featvis.append({"prior": prior, "name": fv.title(prior),
                             "iterations": (fv.meta.get("iterations") or {}).get(prior),
                             "src": root + ref.src(u),
                             "seeds": [{"style": tile_style(ref.n, ref.offset + j),

@@ -1,8 +1,9 @@
 """Stage `featvis/<layer>`: each unit's preferred input under each chosen prior.
 
-For every unit of the layer (the first `units_limit`), `seeds` images per prior: DGN-AM
-through the model's generator, pixel-space ascent with Yosinski et al.'s regularizers,
-and Lucid's decorrelated Fourier parameterization. Units are worked in contiguous chunks
+For every unit of the layer (the first `units_limit`), `seeds` images per prior. The
+priors are plug-ins (atlas/priors/registry.py: DGN-AM through the model's generator,
+pixel-space ascent with Yosinski et al.'s regularizers, Lucid's decorrelated Fourier
+parameterization, ...); this stage knows none of them by name. Units are worked in contiguous chunks
 of about `featvis_batch` optimizations, one batched optimization per chunk and prior;
 each finished chunk is kept (atomically) in the stage's partial folder, so an interrupted
 run resumes where it stopped, and ranks could share the chunks (`ctx.shard`).
@@ -11,7 +12,9 @@ Conv units are optimized at the centre neuron of their channel (act_max.py), or 
 channel mean (`dgn_conv_objective = "mean"`); with the centre neuron the stored images are
 cropped to that neuron's receptive field, measured as the bounding box of the input
 pixels its gradient reaches. `<prior>_act.npy` holds the objective for each stored
-(uint8, uncropped) image: what the atlas shows is what was measured.
+(uint8, uncropped) image: what the atlas shows is what was measured; `meta.json` carries
+each prior's title, so the renderer and the figures need no table of names. A prior that
+reads the data set (`needs_data`) makes the stage depend on the dataset stage.
 """
 from __future__ import annotations
 
@@ -26,59 +29,51 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from atlas.priors import registry
 from atlas.priors.batching import featvis_batch
-from atlas.priors.dgn import DGNSettings, dgn_am, initial_codes
-from atlas.priors.fourier import FourierSettings, fourier_visualize
-from atlas.priors.genfile import GeneratorBundle, load_generator
 from atlas.priors.objectives import center_of, diversity, unit_objective
-from atlas.priors.pixel import PixelSettings, pixel_visualize
+from atlas.priors.plugins.dgn import generator_file  # noqa: F401  (kept importable from here)
+from atlas.priors.registry import Problem, Result, SkipPrior
 from atlas.priors.target import NetTarget, to_uint8
-from atlas.resources import weights_path
 from atlas.stages.base import Stage
-from atlas.stages.store import sha256_file, write_json
+from atlas.stages.store import write_json
 
 VERSION = 1
 
 
-def generator_file(ctx) -> Path | None:
-    """The configured generator file, else the model's shipped one, else None."""
-    if ctx.cfg.generator:
-        path = Path(ctx.cfg.generator)
-        if not path.is_file():
-            raise FileNotFoundError(f"generator file not found: {path} (config key 'generator')")
-        return path
-    if ctx.spec.generator and weights_path(ctx.spec.generator).is_file():
-        return weights_path(ctx.spec.generator)
-    return None
-
-
-def prior_settings(cfg) -> dict:
-    """The settings of each prior, from the config (these go into the stage key)."""
-    return {"dgn": DGNSettings(iters=cfg.dgn_iters, lr_start=cfg.dgn_lr_start, lr_end=cfg.dgn_lr_end,
-                               clip_image=cfg.dgn_clip_image),
-            "pixel": PixelSettings(iters=cfg.pixel_iters),
-            "fourier": FourierSettings(iters=cfg.fourier_iters)}
+def prior_settings(cfg, names: list[str] | None = None) -> dict:
+    """The settings of each prior (all registered ones, or `names`), from the config."""
+    all_ = registry.priors()
+    return {p: all_[p].settings_from(cfg) for p in (names if names is not None else all_)}
 
 
 def make(ctx) -> list[Stage]:
     cfg = ctx.cfg
-    priors = list(cfg.priors)
-    gen_path = generator_file(ctx) if "dgn" in priors else None
-    if "dgn" in priors and gen_path is None:
-        print(f"note: model {ctx.spec.name!r} has no generator; skipping the dgn prior "
-              "(set 'generator' to a generator file, see `atlas train-generator` / `atlas convert-generator`)")
-        priors.remove("dgn")
-    settings = prior_settings(cfg)
+    settings = prior_settings(cfg, list(cfg.priors))
+    priors, identity = [], {}
+    for name in cfg.priors:
+        prior = registry.get(name)
+        try:
+            identity[name] = prior.identity(ctx, settings[name]) if prior.identity else {}
+        except SkipPrior as exc:
+            print(f"note: {exc}")
+            continue
+        priors.append(name)
+    settings = {p: settings[p] for p in priors}
+    deps = ("dataset",) if any(registry.get(p).needs_data for p in priors) else ()
     common = {**ctx.model_params(), "priors": priors, "seeds": cfg.seeds, "seed": cfg.seed,
               "conv_objective": cfg.dgn_conv_objective, "diversity": cfg.featvis_diversity,
               "settings": {p: vars(settings[p]) for p in priors},
-              "generator": "sha256:" + sha256_file(gen_path) if gen_path else None}
+              # each prior's inputs beyond the network (the generator's checksum, ...)
+              **{k: v for p in priors for k, v in identity[p].items()}}
+    if "generator" not in common:
+        common["generator"] = None
     stages = []
     for layer in ctx.layers:
         units = min(layer.units, cfg.units_limit or layer.units)
         params = {**common, "layer": layer.name, "units": units}
-        fn = partial(run, layer=layer, units=units, priors=priors, settings=settings, gen_path=gen_path)
-        stages.append(Stage(f"featvis/{layer.name}", VERSION, params, fn))
+        fn = partial(run, layer=layer, units=units, priors=priors, settings=settings)
+        stages.append(Stage(f"featvis/{layer.name}", VERSION, params, fn, deps=deps))
     return stages
 
 
@@ -104,30 +99,26 @@ def center_receptive_field(target: NetTarget, node: str, seed: int = 0, probes: 
     return [int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1]
 
 
-def _optimize(prior: str, target: NetTarget, bundle: GeneratorBundle | None, objective, seeds: list[int],
-              settings, progress) -> tuple[torch.Tensor, dict]:
-    """Images (B, 3, S, S) in 0..1 for one chunk under one prior."""
-    if prior == "dgn":
-        z0 = initial_codes(seeds, bundle.code_dim, target.device, target.dtype)
-        res = dgn_am(bundle, target, objective, z0, settings, autocast=target.device.type == "cuda",
-                     progress=progress)
-        return res.images, {"iterations_min": int(res.iterations.min())}
-    if prior == "pixel":
-        images, _ = pixel_visualize(target, objective, seeds, settings, progress=progress)
-        return images, {}
-    if prior == "fourier":
-        images, _ = fourier_visualize(target, objective, seeds, settings, progress=progress)
-        return images, {}
-    raise ValueError(f"unknown prior {prior!r}")
+def optimize(prior: str, target: NetTarget, objective, seeds: list[int], settings, resource=None,
+             progress=None, plain=None) -> Result:
+    """One batched optimization under `prior`: images (B, 3, S, S) in 0..1 and the arrays
+    the prior stores. `objective` may carry a diversity term; `plain` is the unit alone."""
+    return registry.get(prior).visualize(Problem(target, objective, plain if plain is not None else objective,
+                                                 seeds, settings, resource, progress))
 
 
-def _save_chunk(path: Path, images: np.ndarray, acts: np.ndarray) -> None:
+def _save_chunk(path: Path, images: np.ndarray, acts: np.ndarray, extra: dict | None = None) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
-        np.savez(f, images=images, acts=acts)
+        np.savez(f, images=images, acts=acts, **{f"x_{k}": v for k, v in (extra or {}).items()})
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+def _crop(images: np.ndarray, crop: list[int]) -> np.ndarray:
+    y0, x0, y1, x1 = crop
+    return images[:, :, y0:y1, x0:x1]
 
 
 @contextmanager
@@ -144,20 +135,19 @@ def cpu_threads(n: int, device: torch.device):
         torch.set_num_threads(before)
 
 
-def run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings: dict,
-        gen_path: Path | None) -> dict:
+def run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings: dict) -> dict:
     with cpu_threads(ctx.cfg.featvis_threads, ctx.device):
-        return _run(ctx, out, key, layer, units, priors, settings, gen_path)
+        return _run(ctx, out, key, layer, units, priors, settings)
 
 
-def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings: dict,
-         gen_path: Path | None) -> dict:
+def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings: dict) -> dict:
     cfg = ctx.cfg
     S = cfg.seeds
+    entries = {p: registry.get(p) for p in priors}
     target = NetTarget(ctx.model, ctx.spec, ctx.device, channels_last=True)
-    bundle = load_generator(gen_path, ctx.device) if "dgn" in priors else None
-    if bundle is not None:
-        bundle.net.to(memory_format=torch.channels_last)
+    resources = {p: e.prepare(ctx, settings[p]) if e.prepare else None for p, e in entries.items()}
+    # on a GPU the batch is sized by a probe step through a generator when a prior has one
+    bundle = next((r for r in resources.values() if hasattr(r, "code_dim") and hasattr(r, "net")), None)
     where = cfg.dgn_conv_objective if layer.kind == "conv" else "unit"
     crop = center_receptive_field(target, layer.name, cfg.seed) if where == "center" else None
     batch = featvis_batch(cfg.featvis_batch, target, bundle,
@@ -186,29 +176,40 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
                 done_units[prior] += u1 - u0
                 continue
             t0 = time.time()
-            images, _ = _optimize(prior, target, bundle, objective if prior == "dgn" else diverse, seeds,
-                                  settings[prior],
-                                  lambda k, n=n_el: bar.update(k * n))
-            stored = to_uint8(images)
+            res = optimize(prior, target, diverse if entries[prior].uses_diversity else objective, seeds,
+                           settings[prior], resources[prior], lambda k, n=n_el: bar.update(k * n), objective)
+            stored = to_uint8(res.images)
             acts = target.activations_of_uint8(stored, objective).cpu().numpy()
             seconds[prior] += time.time() - t0
+            extra = {}
+            for name in entries[prior].stores:
+                a = res.arrays[name]
+                a = to_uint8(a).numpy() if name.startswith("images") or a.ndim == 4 else np.asarray(a.cpu())
+                extra[name] = a.reshape(u1 - u0, S, *a.shape[1:])
             _save_chunk(path, stored.numpy().reshape(u1 - u0, S, *stored.shape[1:]),
-                        acts.reshape(u1 - u0, S).astype(np.float32))
+                        acts.reshape(u1 - u0, S).astype(np.float32), extra)
             done_units[prior] += u1 - u0
             bar.set_postfix_str(f"{prior} units {done_units[prior]}/{units}")
     bar.close()
     summary: dict = {"units": units, "seeds": S}
     for prior in priors:
-        imgs, acts = [], []
+        stores = entries[prior].stores
+        imgs, acts, extra = [], [], {name: [] for name in stores}
         for u0, u1 in chunks:
             with np.load(part / f"{prior}_{u0:05d}_{u1:05d}.npz") as z:
                 imgs.append(z["images"])
                 acts.append(z["acts"])
+                for name in stores:
+                    extra[name].append(z[f"x_{name}"])
         images = np.concatenate(imgs)
         if crop is not None:
-            y0, x0, y1, x1 = crop
-            images = images[:, :, y0:y1, x0:x1]
+            images = _crop(images, crop)
         np.save(out / f"{prior}.npy", np.ascontiguousarray(images))
+        for name in stores:
+            a = np.concatenate(extra[name])
+            if crop is not None and a.ndim == 5 and a.dtype == np.uint8:
+                a = _crop(a, crop)
+            np.save(out / f"{prior}_{name}.npy", np.ascontiguousarray(a))
         act = np.concatenate(acts).astype(np.float32)
         np.save(out / f"{prior}_act.npy", act)
         summary[f"{prior}_act_mean"] = round(float(act.mean()), 4)
@@ -219,9 +220,10 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
             "objective": where, "center": list(center_of(layer.shape)) if layer.kind == "conv" else None,
             "input_size": ctx.spec.input_size, "seed": cfg.seed, "diversity": cfg.featvis_diversity,
             "settings": {p: vars(settings[p]) for p in priors},
-            "generator": None if bundle is None else {
-                "file": gen_path.name, "sha256": sha256_file(gen_path), "code_dim": bundle.code_dim,
-                "output_size": bundle.cfg.out_size, **{k: v for k, v in bundle.encoder.items()
-                                                       if isinstance(v, (str, int, float))}}}
+            "labels": registry.labels(priors),
+            "stores": {p: list(entries[p].stores) for p in priors}, "generator": None}
+    for p in priors:
+        if entries[p].describe is not None:
+            meta.update(entries[p].describe(resources[p]))
     write_json(out / "meta.json", meta)  # timings go to summary.json: artifacts stay deterministic
     return summary

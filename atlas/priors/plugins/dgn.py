@@ -1,0 +1,76 @@
+"""DGN-AM: activation maximization through the model's deep generator network (Nguyen et
+al. 2016; implementation: atlas/priors/dgn.py). Needs a generator file: the configured
+`generator`, else the model's shipped one; without one the prior is left out."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from atlas.priors.registry import Prior, Problem, Result, SkipPrior
+
+
+@dataclass(frozen=True)
+class DGNSettings:
+    iters: int = 200
+    lr_start: float = 8.0
+    lr_end: float = 1e-10
+    decay: float = 0.99   # act_max.py's L2 (applied when 0 < decay < 1)
+    clip: bool = True     # clip the code to [0, ub]
+    clip_image: bool = False  # feed the network G(z) clamped to the displayable range (not in act_max.py)
+
+
+def generator_file(ctx) -> Path | None:
+    """The configured generator file, else the model's shipped one, else None."""
+    from atlas.resources import weights_path
+    if ctx.cfg.generator:
+        path = Path(ctx.cfg.generator)
+        if not path.is_file():
+            raise FileNotFoundError(f"generator file not found: {path} (config key 'generator')")
+        return path
+    if ctx.spec.generator and weights_path(ctx.spec.generator).is_file():
+        return weights_path(ctx.spec.generator)
+    return None
+
+
+def identity(ctx, settings: DGNSettings) -> dict:
+    from atlas.stages.store import sha256_file
+    path = generator_file(ctx)
+    if path is None:
+        raise SkipPrior(f"model {ctx.spec.name!r} has no generator; skipping the dgn prior (set 'generator' "
+                        "to a generator file, see `atlas train-generator` / `atlas convert-generator`)")
+    return {"generator": "sha256:" + sha256_file(path)}
+
+
+def prepare(ctx, settings: DGNSettings):
+    import torch
+    from atlas.priors.genfile import load_generator
+    path = generator_file(ctx)
+    bundle = load_generator(path, ctx.device)
+    bundle.net.to(memory_format=torch.channels_last)
+    bundle.path = path
+    return bundle
+
+
+def describe(bundle) -> dict:
+    """The generator block of the featvis meta.json."""
+    from atlas.stages.store import sha256_file
+    return {"generator": {"file": bundle.path.name, "sha256": sha256_file(bundle.path), "code_dim": bundle.code_dim,
+                          "output_size": bundle.cfg.out_size,
+                          **{k: v for k, v in bundle.encoder.items() if isinstance(v, (str, int, float))}}}
+
+
+def visualize(problem: Problem) -> Result:
+    from atlas.priors.dgn import dgn_am, initial_codes
+    t, bundle = problem.target, problem.resource
+    z0 = initial_codes(problem.seeds, bundle.code_dim, t.device, t.dtype)
+    res = dgn_am(bundle, t, problem.objective, z0, problem.settings, autocast=t.device.type == "cuda",
+                 progress=problem.progress)
+    return Result(res.images, info={"iterations_min": int(res.iterations.min())})
+
+
+PRIOR = Prior(name="dgn", title="DGN-AM (generator prior)", short="DGN-AM", column="DGN", settings=DGNSettings,
+              keys={"dgn_iters": "iters", "dgn_lr_start": "lr_start", "dgn_lr_end": "lr_end",
+                    "dgn_clip_image": "clip_image"},
+              # the atlas's defaults that depart from act_max.py (README: "DGN-AM's defaults")
+              defaults={"dgn_clip_image": True},
+              visualize=visualize, uses_diversity=False, prepare=prepare, identity=identity, describe=describe)
