@@ -85,3 +85,47 @@ def compose(transforms: list[Transform]) -> Transform:
             img = t(img)
         return img
     return apply
+
+
+class RandomCrop:
+    """MACO's augmentation (Fel et al. 2023): each step, every element is seen through a
+    random square crop resized to the full image. The crop's side is uniform in
+    [scale_min, scale_max] of the image's, its centre 0.5 + N(0, shift_std) of the side
+    (horama's boxes), drawn up front from each element's own seed; outside the image
+    the edge is reflected."""
+
+    def __init__(self, seeds: list[int], steps: int, scale_min: float, scale_max: float, shift_std: float):
+        self.step = 0
+        params = []
+        for s in seeds:
+            g = torch.Generator().manual_seed(int(s))
+            side = scale_min + torch.rand(steps, generator=g, dtype=torch.float64) * (scale_max - scale_min)
+            centre = torch.randn(steps, 2, generator=g, dtype=torch.float64) * shift_std
+            params.append(torch.cat([side[:, None], centre], 1))
+        self.params = torch.stack(params, 1)  # (steps, B, 3): side, cy, cx (offsets from the middle)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        p = self.params[min(self.step, len(self.params) - 1)].to(img.device, img.dtype)
+        self.step += 1
+        side, cy, cx = p.unbind(1)
+        zero = torch.zeros_like(side)
+        theta = torch.stack([torch.stack([side, zero, 2 * cx], 1), torch.stack([zero, side, 2 * cy], 1)], 1)
+        grid = F.affine_grid(theta, list(img.shape), align_corners=False)
+        return F.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+class Noise:
+    """Adds N(0, std) + U(-std/2, std/2) noise (horama's pair), each element from its own
+    seeded generator, so an element's noise does not depend on its batch."""
+
+    def __init__(self, seeds: list[int], std: float):
+        self.std = std
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if self.std <= 0:
+            return img
+        shape = tuple(img.shape[1:])
+        gauss = torch.stack([torch.randn(shape, generator=g) for g in self.generators])
+        unif = torch.stack([torch.rand(shape, generator=g) for g in self.generators]) - 0.5
+        return img + ((gauss + unif) * self.std).to(img.device, img.dtype)
