@@ -65,7 +65,7 @@
                     href: "layers/" + layers[i].slug + "/" + n + ".html"});
         }
       }
-      if (!m[1] && n < S.images) out.push({kind: "image", text: "image " + n, sub: "", href: "images/" + n + ".html"});
+      if (!m[1] && (S.paged ? S.paged.indexOf(n) >= 0 : n < S.images)) out.push({kind: "image", text: "image " + n, sub: "", href: "images/" + n + ".html"});
     }
     var ls = matchLayers(q);
     for (i = 0; i < ls.length && out.length < MAX; i++) {

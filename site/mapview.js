@@ -194,7 +194,7 @@
     }
     return "image " + i + (cname ? " · " + cname : "");
   }
-  function href(i) { return root + D.hrefBase + i + ".html"; }
+  function href(i) { return root + D.hrefBase + (D.ids ? D.ids[i] : i) + ".html"; }
 
   function zoom(f, cx, cy) {
     var ns = Math.max(0.01, Math.min(s * f, 80 * Math.min(W, H) / 10000));
@@ -258,8 +258,8 @@
 
   function fromHash() {
     var h = window.location.hash.replace(/^#/, ""), m;
-    if ((m = /(?:^|&)(?:image|unit)=(\d+)/.exec(h)) && +m[1] < n) {
-      mark = +m[1];
+    if ((m = /(?:^|&)(?:image|unit)=(\d+)/.exec(h)) && (D.ids ? D.ids.indexOf(+m[1]) >= 0 : +m[1] < n)) {
+      mark = D.ids ? D.ids.indexOf(+m[1]) : +m[1];  // a point's row (the map may show a sample)
       s = Math.max(s, 6 * Math.min(W, H) / 10000 / (T / 1000 + 1));
       var want = Math.max(64 / T, s);
       s = want;

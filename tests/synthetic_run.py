@@ -79,7 +79,6 @@ def make_run(root: Path, n_images: int = 12, k: int = 4, seeds: int = 2, thumb: 
         files[f"{layer['name']}/values.npy"] = values
         files[f"{layer['name']}/ids.npy"] = np.stack([rng.permutation(n_images)[:k] for _ in range(c)]).astype(np.int64)
         files[f"{layer['name']}/pos.npy"] = np.zeros((c, k, 2), dtype=np.int32)
-        files[f"{layer['name']}/maxact.npy"] = rng.normal(size=(n_images, c)).astype(np.float32)
     _stage(store, "topk", {"model": "worldnet", "weights": "sha256:" + "a" * 64, "k": k,
                            "layers": [layer["name"] for layer in LAYERS]}, files, seconds=4.0)
     by_name = {layer["name"]: layer for layer in LAYERS}

@@ -66,7 +66,7 @@ def test_map_neighbors_match_brute_force(c, n):
 
 def test_overlap_neighbors_by_hand():
     ids = np.array([[0, 1, 2], [2, 1, 5], [7, 8, 9], [0, 2, 9]])
-    got = _overlap_neighbors(ids, 10, 2)
+    got = _overlap_neighbors(ids, 2)
     # unit 0 shares {1,2} with 1 and {0,2} with 3: a tie of 2, lower unit first
     assert got[0] == [(1, 2), (3, 2)]
     assert got[2] == [(3, 1)]
@@ -130,6 +130,7 @@ def test_serve_only_on_localhost(tmp_path):
 
 
 def test_dead_units_match_a_full_scan():
+    from atlas.evidence.streamstats import UnitStats
     from atlas.render.gather import dead_units
     rng = np.random.default_rng(3)
     m = rng.normal(size=(50, 7)).astype(np.float32)
@@ -141,5 +142,10 @@ def test_dead_units_match_a_full_scan():
     order = np.argsort(-np.nan_to_num(m, nan=-np.inf), axis=0, kind="stable")[:k].T
     values = np.take_along_axis(m.T, order, axis=1)
     finite = np.where(np.isfinite(m), m, -np.inf)
-    assert dead_units(values, m).tolist() == (finite.max(axis=0) <= 0).tolist()
-    assert dead_units(values, m)[:4].all() and not dead_units(values, m)[4:].any()
+    stats = UnitStats(7, 1)
+    stats.update(m, np.zeros(50, np.int64))
+    data_max = np.where(stats.count > 0, stats.max, np.nan)  # as gather reads stats/
+    assert dead_units(values, data_max).tolist() == (finite.max(axis=0) <= 0).tolist()
+    assert dead_units(values, data_max)[:4].all() and not dead_units(values, data_max)[4:].any()
+    # without streamed statistics: from the finite top-k values (unit 2 has none among its top k)
+    assert dead_units(values, None).tolist() == [True, True, True, True, False, False, False]

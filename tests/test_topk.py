@@ -5,6 +5,8 @@ import torch
 
 from atlas.config import Config
 from atlas.pipeline import run
+from atlas.evidence.stats import stream_statistics, unit_statistics
+from atlas.evidence.streamstats import UnitStats
 from atlas.stages.topk import RunningTopK, locator, merge_topk, unit_max, unit_max_values
 
 
@@ -83,8 +85,22 @@ def test_topk_stage_on_world_network(tmp_path):
         bv, bi, bw = brute_force(a, 4)
         np.testing.assert_array_equal(np.load(d / "ids.npy"), bi)
         np.testing.assert_allclose(np.load(d / "values.npy"), bv, rtol=1e-5, atol=1e-5)
-        maxact = np.load(d / "maxact.npy")
-        np.testing.assert_allclose(maxact, a.reshape(60, layer.units, -1).max(axis=2), rtol=1e-5, atol=1e-5)
+        assert not (d / "maxact.npy").exists()  # nothing of size images x units is kept
+        # the streamed statistics equal the exact ones computed from every image's value
+        maxact = a.reshape(60, layer.units, -1).max(axis=2)
+        labels = np.asarray(ctx.source.labels)
+        want, want_hist, _ = unit_statistics(maxact, labels, ctx.source.class_names, bi, 8)
+        got, got_hist, got_edges = stream_statistics(UnitStats.load(d / "stats"), labels,
+                                                     ctx.source.class_names, bi, 8)
+        for w, g in zip(want, got):
+            assert g.keys() == w.keys()
+            for key in ("unit", "nonfinite", "top_classes", "dead", "constant"):
+                assert g[key] == w[key], (layer.name, key, g, w)
+            for key in ("mean", "std", "max", "min", "positive_share", "selectivity"):
+                np.testing.assert_allclose(g[key], w[key], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got_hist.sum(axis=1), want_hist.sum(axis=1))
+        for u in range(layer.units):  # counts exact for the streamed edges
+            np.testing.assert_array_equal(np.histogram(maxact[:, u].astype(np.float64), got_edges[u])[0], got_hist[u])
         if layer.kind == "conv":
             pos = np.load(d / "pos.npy")
             np.testing.assert_array_equal(pos[..., 0] * layer.shape[2] + pos[..., 1], bw)

@@ -1,4 +1,7 @@
-"""Unit statistics over the data set, from each image's unit maximum (`maxact.npy`).
+"""Unit statistics over the data set: `stream_statistics` from the top-k pass's streamed
+accumulator (what the evidence stage uses), `unit_statistics` exactly from an in-memory
+(N, C) array of per-image values (the reference the streamed figures are tested against,
+and what synthetic runs use).
 
 For a conv unit the per-image value is its spatial maximum (what the top-k ranks by), for
 an fc unit its activation. Non-finite values are counted (`nonfinite`) and left out.
@@ -86,4 +89,28 @@ def unit_statistics(maxact: np.ndarray, labels: np.ndarray, class_names: list[st
             if row["selectivity"] is not None:
                 row["selectivity"] = round(row["selectivity"], 6)
             rows.append(row)
+    return rows, hist, edges
+
+
+def stream_statistics(st, labels: np.ndarray, class_names: list[str], top_ids: np.ndarray, bins: int,
+                      nonfinite: np.ndarray | None = None) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """What `unit_statistics` returns, from the top-k pass's streamed `UnitStats` instead of
+    the (N, C) maxima: the same fields, exact except the histogram edges (see
+    evidence/streamstats.py for its bound)."""
+    hist, edges = st.histogram(bins)
+    std = st.std()
+    sel = st.selectivity()
+    rows: list[dict] = []
+    for u in range(st.units):
+        bad = int(st.images[0] - st.count[u]) if nonfinite is None else int(nonfinite[u])
+        row = {"unit": u, "nonfinite": bad, "top_classes": top_classes(top_ids[u], labels, class_names),
+               "selectivity": None if sel[u] is None else round(sel[u], 6)}
+        if st.count[u] == 0:
+            row.update(mean=None, std=None, max=None, min=None, dead=True, constant=True, positive_share=0.0)
+        else:
+            lo, hi = float(st.min[u]), float(st.max[u])
+            row.update(mean=float(st.mean[u]), std=float(std[u]), max=hi, min=lo, dead=bool(hi <= 0),
+                       constant=bool(hi - lo <= 1e-6 * max(1.0, abs(hi))),
+                       positive_share=float(st.positive[u] / st.count[u]))
+        rows.append(row)
     return rows, hist, edges

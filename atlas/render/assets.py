@@ -62,13 +62,18 @@ class ThumbMaker(Maker):
 
 
 class SheetMaker(ThumbMaker):
-    """Sprite sheet s of the data images, for the maps."""
+    """Sprite sheet s of the paged data images (slot j holds image `ids[j]`), for the maps."""
 
-    def _range(self, s: int) -> slice:
-        return slice(s * SHEET_PER, min(len(self.thumbs), (s + 1) * SHEET_PER))
+    def __init__(self, thumbs: np.ndarray, sha: str, ids: np.ndarray):
+        super().__init__(thumbs, sha)
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.ids_key = hashlib.blake2b(self.ids.tobytes(), digest_size=8).hexdigest()
+
+    def _range(self, s: int) -> np.ndarray:
+        return self.ids[s * SHEET_PER:(s + 1) * SHEET_PER]
 
     def key(self, s: int) -> str:
-        return f"{self.sha}:sheet{s}:{SHEET_COLS}:{ENCODER_VERSION}"
+        return f"{self.sha}:sheet{s}:{self.ids_key}:{SHEET_COLS}:{ENCODER_VERSION}"
 
     def content(self, s: int) -> str:
         return hash_bytes(np.ascontiguousarray(self.thumbs[self._range(s)]))
@@ -95,11 +100,12 @@ class FileMaker(Maker):
 
 
 def data_image_jobs(data: SiteData, with_sheets: bool) -> list[Job]:
+    """A thumbnail per paged image (data.paged), and sprite sheets of them for the maps."""
     thumbs = ThumbMaker(data.thumbs, data.thumbs_sha)
-    jobs = [Job(names.data_png(i), thumbs, i) for i in range(len(data.thumbs))]
+    jobs = [Job(names.data_png(int(i)), thumbs, int(i)) for i in data.paged]
     if with_sheets:
-        sheets = SheetMaker(data.thumbs, data.thumbs_sha)
-        jobs += [Job(names.sheet_png(s), sheets, s) for s in range(-(-len(data.thumbs) // SHEET_PER))]
+        sheets = SheetMaker(data.thumbs, data.thumbs_sha, data.paged)
+        jobs += [Job(names.sheet_png(s), sheets, s) for s in range(-(-len(data.paged) // SHEET_PER))]
     return jobs
 
 

@@ -181,7 +181,6 @@ class Planner:
 
 def plan_site(data: SiteData, planner: Planner, layer_views: list[views.LayerView]) -> None:
     """Every page, data file and asset of the site."""
-    n_images = len(data.thumbs)
     has_image_map = bool(data.maps and data.maps.coords)
     any_unit_map = any(layer.unit_map is not None for layer in data.layers)
     everything = data.inputs_key()
@@ -196,13 +195,19 @@ def plan_site(data: SiteData, planner: Planner, layer_views: list[views.LayerVie
         if view.data.unit_map is not None:
             planner.page(names.unit_map_page(slug), "map.html", lambda v=view: map_page(data, v), inputs)
             planner.data(f"layers/{slug}/map.js", "ATLAS_MAP", lambda v=view: datafiles.unit_map_data(data, v))
-    member = views.topk_membership(layer_views, n_images)
-    planner.pages("image.html", lambda i, r: views.image_context(data, layer_views, member, i, r), everything,
-                  [(names.image_page(i), i) for i in range(n_images)])
+    member = views.topk_membership(layer_views)
+    paged = data.paged.tolist()  # only images someone can reach get a page (see SiteData.paged)
+    planner.pages("image.html", lambda i, r: views.image_context(data, layer_views, member, paged, i, r), everything,
+                  [(names.image_page(i), i) for i in paged])
+    items = data.dataset["items"]
     by_class: dict[int, list[int]] = {}
-    for item in data.dataset["items"]:
-        by_class.setdefault(item["label"], []).append(item["id"])
-    planner.pages("class.html", lambda lb, r: views.class_context(data, layer_views, lb, by_class.get(lb, []), r),
+    for i in paged:
+        by_class.setdefault(items[i]["label"], []).append(i)
+    class_total: dict[int, int] = {}
+    for item in items:
+        class_total[item["label"]] = class_total.get(item["label"], 0) + 1
+    planner.pages("class.html", lambda lb, r: views.class_context(data, layer_views, lb, by_class.get(lb, []), r,
+                                                                  class_total.get(lb, 0)),
                   everything, [(names.class_page(lb, cname), lb) for lb, cname in enumerate(data.class_names)])
     if has_image_map:
         planner.page("maps/index.html", "map.html", lambda: map_page(data, None), everything)

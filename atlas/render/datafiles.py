@@ -111,20 +111,23 @@ def tile_size(flat_xy: list[int], sample: int = 1000) -> int:
 
 
 def sheets_info(data: SiteData) -> dict:
-    n = len(data.thumbs)
+    n = len(data.paged)
     return {"files": [names.sheet_png(s) for s in range(-(-n // SHEET_PER))], "per": SHEET_PER,
             "cols": SHEET_COLS, "tile": int(data.thumbs.shape[1])}
 
 
 def image_map_data(data: SiteData) -> dict:
     maps = data.maps
-    labels = [it["label"] for it in data.dataset["items"]]
+    items = data.dataset["items"]
+    ids = maps.ids
+    labels = [items[int(i)]["label"] for i in ids]
     layouts = [{"id": kind, "name": {"tsne": "t-SNE", "umap": "UMAP"}[kind], "xy": _norm_xy(maps.coords[kind])}
                for kind in ("tsne", "umap") if kind in maps.coords]
     for lay in layouts:
         lay["tile"] = tile_size(lay["xy"])
     return {"kind": "images", "n": len(labels), "layouts": layouts, "cat": labels, "catNames": data.class_names,
-            "names": None, "hrefBase": "images/", "sheets": sheets_info(data), "tiles": None, "strips": None}
+            "names": None, "hrefBase": "images/", "sheets": sheets_info(data), "ids": ids.tolist(),
+            "tiles": data.slots(ids).tolist(), "strips": None}
 
 
 def unit_map_data(data: SiteData, view: LayerView) -> dict:
@@ -139,12 +142,12 @@ def unit_map_data(data: SiteData, view: LayerView) -> dict:
             "layouts": [{"id": "units", "name": "unit map", "xy": (xy := _norm_xy(layer.unit_map)), "tile": tile_size(xy)}],
             "cat": view.top_class, "catNames": data.class_names,
             "names": [str(r["label"]) if r else "" for r in view.labels],
-            "hrefBase": f"layers/{view.ref['slug']}/", "sheets": sheets_info(data), "tiles": [ids[0] if ids else -1 for ids in view.ids],
+            "hrefBase": f"layers/{view.ref['slug']}/", "sheets": sheets_info(data), "tiles": [int(data.slots([ids[0]])[0]) if ids else -1 for ids in view.ids],
             "strips": strips}
 
 
 def search_index(data: SiteData, views: list[LayerView]) -> dict:
-    return {"images": len(data.thumbs), "layers": [{"slug": v.ref["slug"], "short": v.ref["short"], "name": v.ref["name"],
+    return {"images": len(data.thumbs), "paged": data.paged.tolist(), "layers": [{"slug": v.ref["slug"], "short": v.ref["short"], "name": v.ref["name"],
                         "units": v.ref["units"],
                         "labels": [str(r["label"]) if r else "" for r in v.labels] if any(v.labels) else None}
                        for v in views],

@@ -66,7 +66,7 @@ class LayerData:
     topk_values: np.ndarray   # (C, k)
     topk_ids: np.ndarray      # (C, k)
     topk_pos: np.ndarray      # (C, k, 2)
-    maxact: np.ndarray        # (N, C) memory-mapped
+    data_max: np.ndarray | None = None           # (C,) finite maximum over the data set (stats/), NaN if none
     featvis: Featvis | None = None
     evidence: Evidence | None = None
     unit_map: np.ndarray | None = None           # (C, 2) from the maps stage
@@ -86,11 +86,27 @@ class LayerData:
 
 @dataclass
 class MapsData:
-    """`stages/maps`: 2-D embeddings of every image and their FAISS neighbours."""
-    coords: dict[str, np.ndarray]   # "tsne" / "umap" -> (N, 2)
-    neighbors: np.ndarray | None    # (N, K)
-    distances: np.ndarray | None    # (N, K)
+    """`stages/maps`: 2-D embeddings of the map sample (every image when the data set is
+    small enough) and their FAISS neighbours within it. Row r is image `sample[r]`."""
+    coords: dict[str, np.ndarray]   # "tsne" / "umap" -> (M, 2)
+    neighbors: np.ndarray | None    # (M, K) image ids
+    distances: np.ndarray | None    # (M, K)
     meta: dict
+    sample: np.ndarray | None = None  # (M,) ascending image ids; None: all images, row = id
+
+    @property
+    def ids(self) -> np.ndarray:
+        """(M,) the image id of every row."""
+        m = len(next(iter(self.coords.values()))) if self.coords else \
+            (len(self.neighbors) if self.neighbors is not None else 0)
+        return np.arange(m) if self.sample is None else self.sample
+
+    def row_of(self, image: int) -> int | None:
+        """The row of `image` in the map arrays, or None when it is not in the sample."""
+        if self.sample is None:
+            return image if self.neighbors is not None and 0 <= image < len(self.neighbors) else None
+        r = int(np.searchsorted(self.sample, image))
+        return r if r < len(self.sample) and int(self.sample[r]) == image else None
 
 
 @dataclass
@@ -122,6 +138,23 @@ class SiteData:
     @property
     def title(self) -> str:
         return self.config.get("title") or f"{self.config.get('model', 'model')} atlas"
+
+    @cached_property
+    def paged(self) -> np.ndarray:
+        """Ascending ids of the images that get a page and a thumbnail: those in some unit's
+        top-k, in the image map's sample, or a map neighbour of one. Every other image is
+        counted, not paged, so the site grows with units, not with images."""
+        parts = [np.asarray(layer.topk_ids).ravel() for layer in self.layers]
+        if self.maps is not None:
+            parts.append(np.asarray(self.maps.ids).ravel())
+            if self.maps.neighbors is not None:
+                parts.append(np.asarray(self.maps.neighbors).ravel())
+        ids = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        return ids[ids >= 0].astype(np.int64)
+
+    def slots(self, ids) -> np.ndarray:
+        """Positions of paged image `ids` in `paged` (their sprite-sheet slots)."""
+        return np.searchsorted(self.paged, np.asarray(ids, dtype=np.int64))
 
     @cached_property
     def class_names(self) -> list[str]:
@@ -244,13 +277,19 @@ def _maps(store: RunStore, n: int, layers: list[LayerData]) -> MapsData | None:
     if man is None:
         return None
     d = store.stage_dir("maps")
+    sample = None
+    if (d / "sample.npy").is_file():
+        sample = _array(d / "sample.npy", 1, "int", mmap=False)
+        if sample.size and (sample.min() < 0 or sample.max() >= n or (np.diff(sample) <= 0).any()):
+            raise ArtifactError(f"{d / 'sample.npy'}: not ascending image ids in 0..{n - 1}")
+    m = n if sample is None else len(sample)
     coords = {}
     for kind in ("tsne", "umap"):
         if (d / f"{kind}.npy").is_file():
-            coords[kind] = _array(d / f"{kind}.npy", 2, "float", (n, 2), mmap=False)
+            coords[kind] = _array(d / f"{kind}.npy", 2, "float", (m, 2), mmap=False)
     neighbors = distances = None
     if (d / "neighbors.npy").is_file():
-        neighbors = _array(d / "neighbors.npy", 2, "int", (n,), mmap=False)
+        neighbors = _array(d / "neighbors.npy", 2, "int", (m,), mmap=False)
         if (d / "distances.npy").is_file():
             distances = _array(d / "distances.npy", 2, "float", neighbors.shape, mmap=False)
         if neighbors.size and (neighbors.max() >= n or neighbors.min() < -1):
@@ -260,7 +299,7 @@ def _maps(store: RunStore, n: int, layers: list[LayerData]) -> MapsData | None:
         if f.is_file():
             layer.unit_map = _array(f, 2, "float", (layer.units, 2), mmap=False)
     meta = read_json(d / "meta.json") if (d / "meta.json").is_file() else {}
-    return MapsData(coords=coords, neighbors=neighbors, distances=distances, meta=meta)
+    return MapsData(coords=coords, neighbors=neighbors, distances=distances, meta=meta, sample=sample)
 
 
 def _stage_info(store: RunStore, name: str) -> StageInfo:
@@ -276,24 +315,26 @@ def _stage_info(store: RunStore, name: str) -> StageInfo:
                      files=len(files), bytes=sum(int(f.get("bytes", 0)) for f in files.values()))
 
 
-def dead_units(values: np.ndarray, maxact: np.ndarray) -> np.ndarray:
-    """(C,) bool: the unit's activation is never above zero on a finite value. Read from the
-    top-k values (sorted, so the first finite one is the unit's finite maximum); only units
-    whose top k are all non-finite need their column of the (N, C) maxima, read in blocks."""
+def dead_units(values: np.ndarray, data_max: np.ndarray | None) -> np.ndarray:
+    """(C,) bool: the unit's activation is never above zero on a finite value. From the
+    streamed finite maximum when the top-k stage kept it, else from the top-k values
+    (sorted, so their finite maximum is the unit's unless all k are non-finite)."""
     c = values.shape[0]
-    if maxact.shape[0] == 0:
-        return np.zeros(c, bool)
+    if data_max is not None:
+        return ~(np.nan_to_num(data_max, nan=-np.inf) > 0)
     fin = np.isfinite(values)
     top = np.where(fin, values, -np.inf).max(axis=1) if values.size else np.full(c, -np.inf)
-    dead = ~(top > 0)
-    unknown = np.flatnonzero(~fin.any(axis=1)) if values.size else np.arange(c)
-    if len(unknown):
-        best = np.full(len(unknown), -np.inf)
-        for a in range(0, maxact.shape[0], 4096):
-            block = np.asarray(maxact[a:a + 4096][:, unknown], dtype=np.float64)
-            best = np.maximum(best, np.where(np.isfinite(block), block, -np.inf).max(axis=0))
-        dead[unknown] = ~(best > 0)
-    return dead
+    return ~(top > 0)
+
+
+def _data_max(folder: Path, units: int) -> np.ndarray | None:
+    """The finite per-unit maximum over the data set from the streamed statistics
+    (`stats/max.npy`, `stats/count.npy`; NaN: no finite value), None without them."""
+    if not folder.is_dir():
+        return None
+    hi = _array(folder / "max.npy", 1, "float", (units,), mmap=False)
+    count = _array(folder / "count.npy", 1, "int", (units,), mmap=False)
+    return np.where(count > 0, hi.astype(np.float64), np.nan)
 
 
 def gather(run_dir: Path) -> SiteData:
@@ -317,12 +358,12 @@ def gather(run_dir: Path) -> SiteData:
             units=c, slug=safe_name(info["name"]), topk_values=values,
             topk_ids=_array(d / "ids.npy", 2, "int", values.shape, mmap=False),
             topk_pos=_array(d / "pos.npy", 3, "int", values.shape, mmap=False),
-            maxact=_array(d / "maxact.npy", 2, "float", (n, c)))
+            data_max=_data_max(d / "stats", c))
         if layer.topk_ids.size and layer.topk_ids.max() >= n:
             raise ArtifactError(f"{d / 'ids.npy'}: image ids beyond the data set's {n} images")
         if (d / "nonfinite.npy").is_file():
             layer.nonfinite = _array(d / "nonfinite.npy", 1, "int", (c,), mmap=False)
-        layer.dead = dead_units(layer.topk_values, layer.maxact)
+        layer.dead = dead_units(layer.topk_values, layer.data_max)
         layer.featvis = _featvis(store, layer)
         layer.evidence = _evidence(store, layer)
         _figures(store, layer)

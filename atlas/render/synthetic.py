@@ -4,7 +4,7 @@ Random arrays of the right shapes and dtypes, written through `RunStore.writing`
 manifests are real. The renderer's tests and `benchmarks/site_speed.py` use it to build
 sites at any scale (10,000+ units) without computing anything. The arrays are
 consistent with each other where the site relies on it: top-k lists are the top of
-`maxact`, histograms count `maxact`, patches and heatmaps are cut from the top images.
+`maxact` (kept in memory; the topk stage stores its streamed statistics), histograms count `maxact`, patches and heatmaps are cut from the top images.
 
 `hostile=True` puts markup, quotes and odd Unicode into every user-visible string (class
 names, labels, file descriptions, the data set name, the title, a layer alias) so tests
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from atlas.evidence.streamstats import UnitStats
 from atlas.priors import registry
 from atlas.stages.store import RunStore, stage_key, write_json
 
@@ -171,7 +172,10 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
             np.save(out / name / "values.npy", values)
             np.save(out / name / "ids.npy", ids)
             np.save(out / name / "pos.npy", pos)
-            np.save(out / name / "maxact.npy", maxact[name])
+            stats = UnitStats(shape[0], spec.classes)
+            for a in range(0, n, 4096):
+                stats.update(maxact[name][a:a + 4096], labels[a:a + 4096])
+            stats.save(out / name / "stats")
         write_json(out / "layers.json", [{"name": nm, "alias": al, "shape": list(sh), "units": sh[0],
                                           "kind": "conv" if len(sh) == 3 else "fc"} for nm, al, sh in layer_list])
         return {"images": n, "units": sum(sh[0] for _, _, sh in layer_list), "k": k}

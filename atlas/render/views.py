@@ -7,6 +7,7 @@ digest (for the incremental re-render) is a hash of exactly what it shows.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -59,7 +60,7 @@ class LayerView:
             if self.neighbor_kind == "map":
                 self._neighbors = [[(v, None) for v in row] for row in _map_neighbors(layer.unit_map, N_NEIGHBORS)]
             elif self.neighbor_kind == "overlap":
-                self._neighbors = _overlap_neighbors(np.asarray(layer.topk_ids), len(layer.maxact), N_NEIGHBORS)
+                self._neighbors = _overlap_neighbors(np.asarray(layer.topk_ids), N_NEIGHBORS)
             else:
                 self._neighbors = [[] for _ in range(layer.units)]
         return self._neighbors
@@ -106,14 +107,15 @@ def _map_neighbors(coords: np.ndarray, n: int) -> list:
     return [[v for v in row if v != u][:n] for u, row in enumerate(rows)]
 
 
-def _overlap_neighbors(ids: np.ndarray, n_images: int, n: int) -> list:
+def _overlap_neighbors(ids: np.ndarray, n: int) -> list:
     """For each unit [(unit, shared images)] for the units sharing most of its top-k images
     (ties: lower unit first)."""
     from scipy import sparse
     c, k = ids.shape
     valid = ids >= 0
     rows = np.repeat(np.arange(c), k)[valid.ravel()]
-    a = sparse.csr_matrix((np.ones(len(rows), np.int32), (rows, ids.ravel()[valid.ravel()])), shape=(c, n_images))
+    images, cols = np.unique(ids.ravel()[valid.ravel()], return_inverse=True)  # only images in some top-k
+    a = sparse.csr_matrix((np.ones(len(rows), np.int32), (rows, cols.ravel())), shape=(c, len(images)))
     shared = (a @ a.T).tocsr()
     out = []
     for u in range(c):
@@ -278,52 +280,56 @@ def _missing(layer: LayerData) -> list[str]:
     return out
 
 
-def topk_membership(views: list[LayerView], n_images: int) -> list[list[list[int]]]:
-    """For each layer, for each image: the units that keep it in their top-k (by rank)."""
+def topk_membership(views: list[LayerView]) -> list[dict[int, list[tuple[float, int]]]]:
+    """For each layer: image id -> [(value, unit)] for the units that keep the image in their
+    top-k, highest value first (ties: lower unit). Only images in some top-k appear."""
     out = []
     for view in views:
-        per_image: list[list[int]] = [[] for _ in range(n_images)]
-        for rank in range(view.k):
-            for u, ids in enumerate(view.ids):
-                if rank < len(ids):
-                    per_image[ids[rank]].append(u)
+        per_image: dict[int, list[tuple[float, int]]] = {}
+        for u, (ids, vals) in enumerate(zip(view.ids, view.values)):
+            for i, v in zip(ids, vals):
+                per_image.setdefault(i, []).append((v, u))
+        for entries in per_image.values():
+            entries.sort(key=lambda e: (-e[0] if np.isfinite(e[0]) else np.inf, e[1]))
         out.append(per_image)
     return out
 
 
-def image_context(data: SiteData, views: list[LayerView], member: list, i: int, root: str = "../") -> dict:
+def image_context(data: SiteData, views: list[LayerView], member: list, paged: list[int], i: int,
+                  root: str = "../") -> dict:
     items = data.dataset["items"]
     item = items[i]
     neighbors = []
     maps = data.maps
-    if maps is not None and maps.neighbors is not None:
-        nb = maps.neighbors[i].tolist()
-        ds = maps.distances[i].tolist() if maps.distances is not None else [None] * len(nb)
+    row = maps.row_of(i) if maps is not None and maps.neighbors is not None else None
+    if row is not None:
+        nb = maps.neighbors[row].tolist()
+        ds = maps.distances[row].tolist() if maps.distances is not None else [None] * len(nb)
         neighbors = [{"id": j, "d": fmt(d), "cls": class_name(data, items[j]["label"]),
                       "href": root + names.image_page(j), "src": root + names.data_png(j)}
                      for j, d in zip(nb, ds) if j >= 0]
     excites = []
     for li, view in enumerate(views):
-        row = np.asarray(view.data.maxact[i], dtype=np.float64)
-        row = np.where(np.isfinite(row), row, -np.inf)
-        n = min(N_EXCITES, len(row))
-        part = np.argpartition(-row, n - 1)[:n] if n < len(row) else np.arange(len(row))
-        order = part[np.lexsort((part, -row[part]))]
+        entries = member[li].get(i, [])
         excites.append({"layer": view.ref,
-                        "units": [card(view, int(u), fmt(row[u]), root) for u in order],
+                        "units": [card(view, u, fmt(v), root) for v, u in entries[:N_EXCITES]],
                         "topk_of": [{"href": root + names.unit_page(view.ref["slug"], u),
                                      "name": f"{view.ref['short']}:{u}"}
-                                    for u in member[li][i][:24]],
-                        "topk_count": len(member[li][i])})
+                                    for _, u in sorted(entries, key=lambda e: e[1])[:24]],
+                        "topk_count": len(entries)})
     label = item["label"]
+    at = bisect.bisect_left(paged, i)  # paged: data.paged as a list
     return {"id": i, "cls": class_name(data, label), "cls_href": root + names.class_page(label, data.class_names[label])
             if label >= 0 and label < len(data.class_names) else None,
             "desc": str(item.get("desc", "")), "src": root + names.data_png(i), "neighbors": neighbors,
             "excites": excites, "has_map": bool(maps and maps.coords),
-            "prev": i - 1 if i > 0 else None, "next": i + 1 if i + 1 < len(items) else None}
+            "prev": paged[at - 1] if at > 0 else None,
+            "next": paged[at + 1] if at + 1 < len(paged) else None}
 
 
-def class_context(data: SiteData, views: list[LayerView], label: int, images: list[int], root: str = "../") -> dict:
+def class_context(data: SiteData, views: list[LayerView], label: int, images: list[int], root: str = "../",
+                  total: int | None = None) -> dict:
+    """A class page: its units, and its paged `images` (of `total` images in the class)."""
     units = []
     for view in views:
         counts = view.class_counts[:, label] if view.class_counts.shape[1] > label else np.zeros(0)
@@ -333,8 +339,8 @@ def class_context(data: SiteData, views: list[LayerView], label: int, images: li
             cand = cand[np.lexsort((cand, -maxv, -counts[cand]))][:CLASS_UNITS]
         units.append({"layer": view.ref, "k": view.k,
                       "units": [card(view, int(u), f"{int(counts[u])}/{view.k} top images", root) for u in cand]})
-    return {"label": label, "name": data.class_names[label], "count": len(images),
-            "images": [{"id": i, "src": root + names.data_png(i), "href": root + names.image_page(i)}
+    return {"label": label, "name": data.class_names[label], "count": len(images) if total is None else total,
+            "paged": len(images), "images": [{"id": i, "src": root + names.data_png(i), "href": root + names.image_page(i)}
                        for i in images[:CLASS_IMAGES]],
             "units": units, "has_map": bool(data.maps and data.maps.coords)}
 
@@ -362,7 +368,8 @@ def home_context(data: SiteData, views: list[LayerView]) -> dict:
     return {"layers": [layer_summary(v) for v in views], "stages": stages, "config": config,
             "skipped": [{"path": str(s.get("path", "")), "reason": str(s.get("reason", ""))} for s in data.skipped],
             "dataset": {"name": str(data.dataset.get("name", "")), "fingerprint": str(data.dataset.get("fingerprint", "")),
-                        "count": int(data.dataset.get("count", 0)), "classes": len(data.class_names)},
+                        "count": int(data.dataset.get("count", 0)), "classes": len(data.class_names),
+                        "paged": int(len(data.paged))},
             "classes": classes, "model": str(data.config.get("model", "")), "weights": data.weights,
             "units": sum(v.ref["units"] for v in views), "has_map": bool(data.maps and data.maps.coords),
             "last_finished": max((s.finished for s in data.stages), default=""),

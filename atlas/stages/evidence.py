@@ -1,6 +1,6 @@
 """Stages `evidence/<layer>`, one per layer: what real images say about each unit.
 
-From the top-k lists and per-image maxima of the `topk` stage, and one more forward pass
+From the top-k lists and streamed unit statistics of the `topk` stage, and one more forward pass
 over the unique top images (cheap), each layer gets:
 - `patches.npy` uint8 (C, k, P, P, 3): top images cropped to the max location's receptive field
 - `heatmaps.npy` uint8 (C, k, t, t, 3): each top image (thumbnail size) with the unit's map
@@ -27,13 +27,14 @@ from atlas.evidence.labels import class_labels, top_class_labels
 from atlas.evidence.patches import crop_patch, patch_size
 from atlas.evidence.receptive_field import VERSION as RF_VERSION
 from atlas.evidence.receptive_field import ReceptiveField, receptive_fields
-from atlas.evidence.stats import unit_statistics
+from atlas.evidence.stats import stream_statistics
+from atlas.evidence.streamstats import UnitStats
 from atlas.models.layers import LayerInfo, extractor, node_names
 from atlas.stages import concepts, dissect
 from atlas.stages.base import Stage
 from atlas.stages.store import read_json, write_json
 
-VERSION = 1
+VERSION = 2  # 2: statistics from the streamed stats.npz (histogram edges on a dyadic grid)
 
 
 def make(ctx) -> list[Stage]:
@@ -79,14 +80,14 @@ def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_outpu
     cfg, seconds = ctx.cfg, {}
     top = ctx.store.stage_dir("topk") / layer.name
     ids, pos = np.load(top / "ids.npy"), np.load(top / "pos.npy")
-    maxact = np.load(top / "maxact.npy", mmap_mode="r")
     info = read_json(ctx.store.stage_dir("dataset") / "images.json")
     labels = np.array([it["label"] for it in info["items"]], dtype=np.int64)
     class_names = list(info["class_names"])
 
     t0 = time.time()
     counted = np.load(top / "nonfinite.npy") if (top / "nonfinite.npy").is_file() else None
-    rows, hist, edges = unit_statistics(maxact, labels, class_names, ids, cfg.hist_bins, counted)
+    streamed = UnitStats.load(top / "stats")
+    rows, hist, edges = stream_statistics(streamed, labels, class_names, ids, cfg.hist_bins, counted)
     np.save(out / "hist.npy", hist)
     np.save(out / "hist_edges.npy", edges)
     seconds["stats"] = time.time() - t0

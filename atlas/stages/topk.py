@@ -2,8 +2,11 @@
 
 For every unit keep its k highest-activating images; for a conv channel the activation of
 an image is its spatial maximum, and where it occurred is kept too. Memory grows with
-units x k. Each image's per-unit maximum also goes to disk (`maxact.npy`, images x units,
-memory-mapped) for the histograms and statistics downstream.
+units x k. The unit statistics downstream (mean, std, histogram, class selectivity, ...)
+are accumulated during the same pass (`stats/`, evidence/streamstats.py), so nothing of
+size images x units is kept in memory or on disk. Each rank folds its chunks into one
+running state saved after every chunk (resumable); rank 0 merges the ranks' states one at
+a time.
 
 Ties are broken by the lower image id, so the result is a pure function of the data,
 whatever the batch size or the number of processes that shared the pass.
@@ -18,12 +21,14 @@ import torch
 from tqdm import tqdm
 
 from atlas.data.loader import make_loader, model_transform
+from atlas.distributed import barrier
+from atlas.evidence.streamstats import UnitStats
 from atlas.models.layers import extractor
 from atlas.stages.base import Stage
-from atlas.stages.chunks import run_chunks
+from atlas.stages.chunks import chunk_path, save_chunk
 from atlas.stages.store import fault_point, write_json
 
-VERSION = 3  # 3: nonfinite.npy per layer
+VERSION = 4  # 3: nonfinite.npy per layer; 4: stats/ streamed, no maxact.npy
 CHUNK_BATCHES = 32
 
 
@@ -143,37 +148,61 @@ def make(ctx) -> Stage:
     return Stage("topk", VERSION, params, run, deps=("dataset",), sharded=True)
 
 
-def scan(ctx, ids: np.ndarray, bar: tqdm | None = None,
-         nonfinite: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, RunningTopK], dict[str, np.ndarray]]:
-    """The pass itself over images `ids` (ascending): running top-k for every layer and the
-    per-image unit maxima (len(ids), C); `nonfinite` accumulates count_nonfinite per layer."""
-    layers = ctx.layers
-    net = extractor(ctx.model, [layer.name for layer in layers])
+class PassState:
+    """Everything the pass accumulates, per layer: running top-k, streamed statistics and
+    non-finite counts. Memory and disk grow with units (x k, x fine bins, x classes), never
+    with images. Saved after every chunk, so a killed pass resumes from its last chunk."""
+
+    def __init__(self, ctx, k: int, classes: int):
+        self.tops = {layer.name: RunningTopK(layer.units, k, ctx.device) for layer in ctx.layers}
+        self.stats = {layer.name: UnitStats(layer.units, classes) for layer in ctx.layers}
+        self.nonfinite = {layer.name: torch.zeros(layer.units, dtype=torch.long, device=ctx.device)
+                          for layer in ctx.layers}
+        self.chunks: list[int] = []
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"chunks": np.array(self.chunks, np.int64)}
+        for name, top in self.tops.items():
+            out[f"{name}/values"] = top.values.cpu().numpy()
+            out[f"{name}/ids"] = top.ids.cpu().numpy()
+            out[f"{name}/where"] = top.where.cpu().numpy()
+            out[f"{name}/nonfinite"] = self.nonfinite[name].cpu().numpy()
+            out.update(self.stats[name].arrays(f"{name}/stats/"))
+        return out
+
+    def restore(self, z, device: torch.device) -> None:
+        self.chunks = [int(i) for i in z["chunks"]]
+        for name, top in self.tops.items():
+            top.values = torch.from_numpy(z[f"{name}/values"]).to(device)
+            top.ids = torch.from_numpy(z[f"{name}/ids"]).to(device)
+            top.where = torch.from_numpy(z[f"{name}/where"]).to(device)
+            self.nonfinite[name] = torch.from_numpy(z[f"{name}/nonfinite"]).to(device)
+            self.stats[name] = UnitStats.from_arrays(z, f"{name}/stats/")
+
+
+def scan(ctx, ids: np.ndarray, state: PassState, labels: np.ndarray, bar: tqdm | None = None) -> None:
+    """The pass itself over images `ids` (ascending), folded into `state`: running top-k,
+    streamed unit statistics and non-finite counts for every layer."""
+    net = extractor(ctx.model, [layer.name for layer in ctx.layers])
     # on a GPU: NHWC convolutions (tensor cores); values stay float32 so the ranking is exact
     fmt = torch.channels_last if ctx.device.type == "cuda" else torch.contiguous_format
     net = net.to(memory_format=fmt)
     loader = make_loader(ctx.source, model_transform(ctx.spec), ctx.cfg.batch_size, ctx.cfg.workers,
                          ids=ids, pin_memory=ctx.device.type == "cuda")
-    k = min(ctx.cfg.topk, len(ctx.source))
-    tops = {layer.name: RunningTopK(layer.units, k, ctx.device) for layer in layers}
-    maxact = {layer.name: np.empty((len(ids), layer.units), np.float32) for layer in layers}
-    row = 0
     with torch.inference_mode():
         for x, batch_ids in loader:
             x = x.to(ctx.device, non_blocking=True).contiguous(memory_format=fmt)
+            batch_labels = labels[batch_ids.numpy()]
             batch_ids = batch_ids.to(ctx.device)
             acts = net(x)
-            for name, top in tops.items():
+            for name, top in state.tops.items():
                 values = unit_max_values(acts[name])
                 top.update(values, batch_ids, locator(acts[name]))
-                maxact[name][row:row + len(x)] = values.float().cpu().numpy()
-                if nonfinite is not None:
-                    nonfinite[name] += count_nonfinite(acts[name])
-            row += len(x)
+                state.stats[name].update(values.float().cpu().numpy(), batch_labels)
+                state.nonfinite[name] += count_nonfinite(acts[name])
             fault_point("topk:batch")
             if bar is not None:
                 bar.update(len(x))
-    return tops, maxact
 
 
 def chunk_size(ctx) -> int:
@@ -181,38 +210,72 @@ def chunk_size(ctx) -> int:
     return ctx.cfg.batch_size * CHUNK_BATCHES
 
 
+def fold_chunks(ctx, key: str, n_chunks: int, state: PassState, compute) -> list[Path]:
+    """Run this rank's chunks in order, folding each into `state`; after each, the state is
+    saved as `chunk-<i>.npz` (i: the last chunk folded in) and the previous file removed,
+    so one state file per rank is on disk. Returns every rank's final state file."""
+    folder = ctx.store.partial_dir("topk", key)
+    mine = [i for i in range(n_chunks) if i % ctx.world_size == ctx.rank]
+    done = 0
+    for j in range(len(mine), 0, -1):
+        path = chunk_path(folder, mine[j - 1])
+        if path.is_file():
+            with np.load(path) as z:
+                if [int(i) for i in z["chunks"]] == mine[:j]:  # same chunks, same ranks
+                    state.restore(z, ctx.device)
+                    done = j
+            break
+    if done and ctx.rank == 0:
+        print(f"[topk] resuming: {done} of {n_chunks} chunks already computed", flush=True)
+    for j in range(done, len(mine)):
+        compute(mine[j])
+        state.chunks.append(mine[j])
+        save_chunk(chunk_path(folder, mine[j]), state.arrays())
+        if j:
+            chunk_path(folder, mine[j - 1]).unlink(missing_ok=True)
+    barrier(ctx.world_size)
+    paths = [chunk_path(folder, [i for i in range(n_chunks) if i % ctx.world_size == r][-1])
+             for r in range(min(ctx.world_size, n_chunks))]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise RuntimeError(f"[topk] chunks missing after all ranks finished: {', '.join(missing[:5])}")
+    return paths
+
+
 def run(ctx, out: Path, key: str) -> dict:
     n = len(ctx.source)
     size = chunk_size(ctx)
     n_chunks = -(-n // size)
     mine = sum(min(n, (i + 1) * size) - i * size for i in range(ctx.rank, n_chunks, ctx.world_size))
+    k = min(ctx.cfg.topk, n)
+    labels = np.asarray(ctx.source.labels, dtype=np.int64)
+    classes = len(ctx.source.class_names)
+    state = PassState(ctx, k, classes)
     t0 = time.time()
     with tqdm(total=mine, desc="top-k pass", unit="img", disable=ctx.rank != 0) as bar:
-        def compute(i: int) -> dict[str, np.ndarray]:
-            nonfinite = {layer.name: torch.zeros(layer.units, dtype=torch.long, device=ctx.device)
-                         for layer in ctx.layers}
-            tops, maxact = scan(ctx, np.arange(i * size, min(n, (i + 1) * size)), bar, nonfinite)
-            arrays = {}
-            for layer in ctx.layers:
-                values, ids, where = tops[layer.name].result()
-                arrays.update({f"{layer.name}/values": values, f"{layer.name}/ids": ids,
-                               f"{layer.name}/where": where, f"{layer.name}/maxact": maxact[layer.name],
-                               f"{layer.name}/nonfinite": nonfinite[layer.name].cpu().numpy()})
-            return arrays
-        paths = run_chunks(ctx, "topk", key, n_chunks, compute)
+        def compute(i: int) -> None:
+            scan(ctx, np.arange(i * size, min(n, (i + 1) * size)), state, labels, bar)
+        paths = fold_chunks(ctx, key, n_chunks, state, compute)
     if ctx.rank != 0:
         return {}
     rate = mine / max(time.time() - t0, 1e-9)
-    chunks = [np.load(p) for p in paths]
-    k = min(ctx.cfg.topk, n)
     bad = 0
-    for layer in ctx.layers:
-        folder = out / layer.name
+    for layer in ctx.layers:  # one rank's state at a time, one layer at a time
+        name = layer.name
+        parts, stats, nonfinite = [], None, np.zeros(layer.units, np.int64)
+        for p in paths:
+            with np.load(p) as z:
+                parts.append((z[f"{name}/values"].T, z[f"{name}/ids"].T, z[f"{name}/where"].T))
+                st = UnitStats.from_arrays(z, f"{name}/stats/")
+                nonfinite += z[f"{name}/nonfinite"]
+            if stats is None:
+                stats = st
+            else:
+                stats.merge(st)
+        folder = out / name
         folder.mkdir()
-        parts = [(c[f"{layer.name}/values"], c[f"{layer.name}/ids"], c[f"{layer.name}/where"]) for c in chunks]
         save_topk(folder, layer, *merge_topk(parts, k))
-        np.save(folder / "maxact.npy", np.concatenate([c[f"{layer.name}/maxact"] for c in chunks]))
-        nonfinite = np.sum([c[f"{layer.name}/nonfinite"] for c in chunks], axis=0).astype(np.int64)
+        stats.save(folder / "stats")
         np.save(folder / "nonfinite.npy", nonfinite)
         bad += int((nonfinite > 0).sum())
     write_json(out / "layers.json", [{"name": layer.name, "alias": layer.alias, "shape": list(layer.shape),
