@@ -67,6 +67,7 @@ class Config:
     # evidence and maps
     maps: bool = True
     map_layer: str | None = None        # default: the model's penultimate layer (fc7)
+    map_images: int = 10_000            # images on the image map: a seeded, class-balanced sample (notes/data.md)
     neighbors: int = 10
     tsne_perplexity: float = 30.0
     seed: int = 0
@@ -208,7 +209,7 @@ def _validate_prior_keys(cfg: Config, known, origin: str) -> None:
 
 
 def _validate_evidence(cfg: Config, origin: str) -> None:
-    for key in ("hist_bins", "umap_neighbors", "exact_neighbors_max"):
+    for key in ("hist_bins", "umap_neighbors", "exact_neighbors_max", "map_images"):
         if getattr(cfg, key) < (2 if key == "umap_neighbors" else 1):
             raise ConfigError(f"{origin}: {key!r} must be at least {2 if key == 'umap_neighbors' else 1}, "
                               f"got {getattr(cfg, key)!r}")

@@ -92,3 +92,39 @@ def test_maps_stage(tmp_path):
     assert meta["layer"] == "classifier.fc7" and meta["neighbors"]["index"] == "IndexFlatL2"
     with pytest.raises(ValueError, match="map_layer"):
         maps.map_layer(Context(Config(map_layer="nope", out=str(tmp_path / "x")), RunStore(tmp_path / "x")))
+
+
+def test_map_sample_is_seeded_class_balanced_and_bounded():
+    labels = np.array([0] * 500 + [1] * 60 + [2] * 5 + [-1] * 35)
+    s = maps.map_sample(labels, 100, seed=0)
+    assert len(s) == 100 and (np.diff(s) > 0).all()
+    counts = {c: int((labels[s] == c).sum()) for c in (0, 1, 2, -1)}
+    assert counts[2] == 5                                  # a small class gives all it has
+    assert {counts[0], counts[1], counts[-1]} <= {31, 32}  # the rest share the remaining turns
+    np.testing.assert_array_equal(s, maps.map_sample(labels, 100, seed=0))
+    assert not np.array_equal(s, maps.map_sample(labels, 100, seed=1))
+    np.testing.assert_array_equal(maps.map_sample(labels, 1000, seed=0), np.arange(600))
+
+
+def test_maps_stage_on_a_sample(tmp_path):
+    """With map_images below the data set: the sample's codes only, neighbours within it."""
+    cfg = Config(world_count=60, topk=3, layers=["fc8"], out=str(tmp_path), workers=0,
+                 batch_size=32, neighbors=4, tsne_perplexity=5.0, map_images=25)
+    ctx = Context(cfg, RunStore(tmp_path))
+    for factory in (dataset.make, topk.make, maps.make):
+        made = factory(ctx)
+        for stage in made if isinstance(made, list) else [made]:
+            run_stage(ctx, stage)
+    d = ctx.store.stage_dir("maps")
+    sample = np.load(d / "sample.npy")
+    np.testing.assert_array_equal(sample, maps.map_sample(np.asarray(ctx.source.labels), 25, 0))
+    feats = np.load(d / "features.npy")
+    assert feats.shape == (25, 128)
+    ids, dist = brute_force(feats, 4)
+    np.testing.assert_array_equal(np.load(d / "neighbors.npy"), sample[ids])  # image ids, within the sample
+    assert np.load(d / "tsne.npy").shape == (25, 2)
+    # unit codes from every top image, sampled or not: the mean code of the unit's top 3
+    top = np.load(ctx.store.stage_dir("topk") / "classifier.fc8" / "ids.npy")
+    every = maps.features(ctx, "classifier.fc7", np.arange(60))
+    np.testing.assert_allclose(maps.unit_codes(ctx, "classifier.fc7", {"x": top})["x"],
+                               every[top].mean(axis=1), rtol=1e-5, atol=1e-6)

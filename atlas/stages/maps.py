@@ -1,12 +1,19 @@
-"""Stage `maps`: the data set in the map layer (fc7 by default).
+"""Stage `maps`: the data set in the map layer (fc7 by default), on a bounded sample.
 
-- `features.npy` float32 (N, D): every image's map-layer code (conv layers: spatial mean)
-- `neighbors.npy` int64 (N, K), `distances.npy` float32 (N, K): FAISS L2 neighbours, self excluded
-- `tsne.npy`, `umap.npy` float32 (N, 2): openTSNE and umap-learn maps, seeded
+The image map shows at most `map_images` images: a seeded, class-balanced sample
+(`map_sample`), or every image when there are fewer. Only the sample's codes are kept, so
+memory, time and disk stay flat as the data set grows.
+- `sample.npy` int64 (M,): the sampled image ids, ascending; row r of the arrays below is
+  image `sample[r]`
+- `features.npy` float32 (M, D): the sample's map-layer codes (conv layers: spatial mean)
+- `neighbors.npy` int64 (M, K) image ids, `distances.npy` float32 (M, K): FAISS L2
+  neighbours within the sample, self excluded
+- `tsne.npy`, `umap.npy` float32 (M, 2): openTSNE and umap-learn maps, seeded
 - `units_<layer>.npy` float32 (C, 2) for every analysed layer: a map of the layer's units,
   each unit placed by the mean map-layer code of its top-k images (its preferred images as
   the data set shows them; the top-1 image alone makes units that share it coincide), reduced
-  to 2-D with t-SNE (PCA below 24 units). Units close on it like the same images.
+  to 2-D with t-SNE (PCA below 24 units). Units close on it like the same images. The codes
+  are summed per unit over the top-k images in one pass (memory: units x D).
 - `meta.json`: what was computed, how, and how long each part took.
 """
 from __future__ import annotations
@@ -25,7 +32,7 @@ from atlas.models.layers import extractor, node_names
 from atlas.stages.base import Stage
 from atlas.stages.store import read_json, write_json
 
-VERSION = 1
+VERSION = 2  # 2: a bounded, class-balanced sample of map_images images
 
 
 def map_layer(ctx) -> str:
@@ -46,29 +53,75 @@ def make(ctx) -> list[Stage]:
         return []
     params = {**ctx.model_params(), "layer": map_layer(ctx), "neighbors": cfg.neighbors,
               "perplexity": cfg.tsne_perplexity, "seed": cfg.seed, "umap_neighbors": cfg.umap_neighbors,
-              "exact_max": cfg.exact_neighbors_max, "unit_layers": ctx.layer_names()}
+              "exact_max": cfg.exact_neighbors_max, "unit_layers": ctx.layer_names(),
+              "map_images": cfg.map_images}
     return [Stage("maps", VERSION, params, run, deps=("dataset", "topk"))]
 
 
-def features(ctx, layer: str) -> np.ndarray:
-    """(N, D) float32 codes of every image at `layer` (conv maps averaged over space)."""
-    n = read_json(ctx.store.stage_dir("dataset") / "images.json")["count"]
+def map_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Ascending ids of `size` images (all when there are fewer), class-balanced: classes
+    (unlabelled images count as one) take turns giving a random image each, until `size`;
+    a class that runs out leaves its turns to the others. Seeded, so reruns agree."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    if size >= n:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng([seed, 15])
+    classes, inverse = np.unique(labels, return_inverse=True)
+    # a random rank for every image within its class; image taken when its rank < quota
+    order = rng.permutation(n)
+    cls = inverse[order]
+    sort = np.argsort(cls, kind="stable")
+    counts = np.bincount(cls, minlength=len(classes))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(n, np.int64)
+    rank[sort] = np.arange(n) - np.repeat(starts, counts)
+    # the largest per-class quota q with sum(min(count, q)) <= size, then the rest by a seeded draw
+    lo, hi = 0, int(counts.max())
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if np.minimum(counts, mid).sum() <= size else (lo, mid - 1)
+    take = rank < lo
+    extra = size - int(take.sum())
+    if extra:
+        at_quota = np.flatnonzero(rank == lo)  # one more image from `extra` of the classes left
+        take[at_quota[rng.permutation(len(at_quota))[:extra]]] = True
+    return np.sort(order[take]).astype(np.int64)
+
+
+def features(ctx, layer: str, ids: np.ndarray) -> np.ndarray:
+    """(len(ids), D) float32 codes of images `ids` at `layer` (conv maps averaged over space)."""
     net = extractor(ctx.model, [layer])
     out = None
+    row = {int(i): r for r, i in enumerate(ids)}
     with torch.inference_mode():
-        for ids, images in display_batches(ctx, np.arange(n), ctx.cfg.batch_size):
+        for part, images in display_batches(ctx, ids, ctx.cfg.batch_size):
             act = net(model_input(ctx.spec, images, ctx.device))[layer].float()
             if act.ndim > 2:
                 act = act.flatten(2).mean(dim=2)
             if out is None:
-                out = np.empty((n, act.shape[1]), np.float32)
-            out[ids] = act.cpu().numpy()
+                out = np.empty((len(ids), act.shape[1]), np.float32)
+            out[[row[int(i)] for i in part]] = act.cpu().numpy()
     return out
 
 
-def unit_codes(feats: np.ndarray, top_ids: np.ndarray) -> np.ndarray:
-    """(C, D): the mean code of each unit's top-k images."""
-    return feats[top_ids].mean(axis=1)
+def unit_codes(ctx, layer: str, top_ids: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per analysed layer, (C, D): the mean map-layer code of each unit's top-k images
+    (non-finite codes as 0), accumulated batch by batch over the unique top images."""
+    unique = np.unique(np.concatenate([ids[ids >= 0].ravel() for ids in top_ids.values()]))
+    sums: dict[str, np.ndarray] = {}
+    for start in range(0, len(unique), 4096):
+        part = unique[start:start + 4096]
+        feats = np.nan_to_num(features(ctx, layer, part), nan=0.0, posinf=0.0, neginf=0.0)
+        for name, ids in top_ids.items():
+            pos = np.searchsorted(part, ids)
+            hit = (ids >= 0) & (pos < len(part)) & (part[np.minimum(pos, len(part) - 1)] == ids)
+            if name not in sums:
+                sums[name] = np.zeros((ids.shape[0], feats.shape[1]), np.float64)
+            units, slots = np.nonzero(hit)
+            np.add.at(sums[name], units, feats[pos[units, slots]])
+    return {name: (sums[name] / np.maximum((ids >= 0).sum(axis=1), 1)[:, None]).astype(np.float32)
+            for name, ids in top_ids.items()}
 
 
 def _timed(fn, *args):
@@ -80,7 +133,11 @@ def run(ctx, out: Path, key: str) -> dict:
     cfg, seconds = ctx.cfg, {}
     layer = map_layer(ctx)
     t0 = time.time()
-    feats = features(ctx, layer)
+    info = read_json(ctx.store.stage_dir("dataset") / "images.json")
+    labels = np.array([it["label"] for it in info["items"]], dtype=np.int64)
+    sample = map_sample(labels, cfg.map_images, cfg.seed)
+    np.save(out / "sample.npy", sample)
+    feats = features(ctx, layer, sample)
     np.save(out / "features.npy", feats)
     seconds["features"] = time.time() - t0
     n = len(feats)
@@ -91,7 +148,7 @@ def run(ctx, out: Path, key: str) -> dict:
     k_graph = max(cfg.neighbors, int(3 * tsne_perplexity(n, cfg.tsne_perplexity)), cfg.umap_neighbors)
     graph = nearest_neighbors(clean, k_graph, exact_max=cfg.exact_neighbors_max)
     k = min(cfg.neighbors, graph.ids.shape[1])
-    np.save(out / "neighbors.npy", np.ascontiguousarray(graph.ids[:, :k]))
+    np.save(out / "neighbors.npy", np.where(graph.ids[:, :k] >= 0, sample[np.maximum(graph.ids[:, :k], 0)], -1))
     np.save(out / "distances.npy", np.ascontiguousarray(graph.distances[:, :k]))
     seconds["neighbors"] = time.time() - t0
     knn = (graph.ids, graph.distances)
@@ -110,9 +167,11 @@ def run(ctx, out: Path, key: str) -> dict:
 
     t0 = time.time()
     units = {}
-    for info in read_json(ctx.store.stage_dir("topk") / "layers.json"):
-        top_ids = np.load(ctx.store.stage_dir("topk") / info["name"] / "ids.npy")
-        codes = unit_codes(clean, top_ids)
+    top_ids = {li["name"]: np.load(ctx.store.stage_dir("topk") / li["name"] / "ids.npy")
+               for li in read_json(ctx.store.stage_dir("topk") / "layers.json")}
+    all_codes = unit_codes(ctx, layer, top_ids)
+    for name, codes in all_codes.items():
+        info = {"name": name}
         fname = f"units_{info['name']}.npy"
         np.save(out / fname, small_map(codes, cfg.seed, cfg.tsne_perplexity))
         units[info["name"]] = {"file": fname, "units": int(len(codes)),
@@ -120,7 +179,8 @@ def run(ctx, out: Path, key: str) -> dict:
     seconds["units"] = time.time() - t0
     small = n < PCA_BELOW
     write_json(out / "meta.json", {
-        "layer": layer, "count": n, "dim": int(feats.shape[1]), "nonfinite_rows": nonfinite,
+        "layer": layer, "count": n, "images": len(labels), "sample": "all images" if n == len(labels) else
+        f"{n} of {len(labels)}, class-balanced, seed {cfg.seed}", "dim": int(feats.shape[1]), "nonfinite_rows": nonfinite,
         "neighbors": {"k": int(k), "index": graph.index, "metric": "euclidean", "self_excluded": True},
         "tsne": {"method": "pca" if small else "openTSNE", "perplexity": tsne_perplexity(n, cfg.tsne_perplexity),
                  "seed": cfg.seed, "affinities": "FAISS neighbours"},
