@@ -72,7 +72,10 @@ class Config:
     tsne_perplexity: float = 30.0
     seed: int = 0
     # evidence and maps, details (atlas/evidence, atlas/maps)
-    patch_size: int | None = None       # patch side in px; None: the layer's receptive field, clipped to 16..64
+    patch_size: int | None = None       # patch side in px; None: the layer's receptive field, clipped to 64..224
+    display_size: int | None = None     # top images and heatmaps in px; None: the model's input size, at most 256
+    image_format: str = "jpeg"          # evidence photographs: jpeg (simplejpeg) or webp; see notes/resolution.md
+    image_quality: int = 80             # lossy quality of evidence photographs, 1..100
     hist_bins: int = 30                 # bins of each unit's activation histogram
     dissect_quantile: float = 0.005     # NetDissect: a unit's top quantile of activation values
     dissect_iou: float = 0.04           # NetDissect: least IoU for a concept label
@@ -219,6 +222,12 @@ def _validate_evidence(cfg: Config, origin: str) -> None:
         raise ConfigError(f"{origin}: 'dissect_quantile' must be in (0, 1), got {cfg.dissect_quantile!r}")
     if not 0 <= cfg.dissect_iou < 1:
         raise ConfigError(f"{origin}: 'dissect_iou' must be in [0, 1), got {cfg.dissect_iou!r}")
+    if cfg.display_size is not None and not 16 <= cfg.display_size <= 1024:
+        raise ConfigError(f"{origin}: 'display_size' must be 16..1024 or unset, got {cfg.display_size!r}")
+    if cfg.image_format not in ("jpeg", "webp"):
+        raise ConfigError(f"{origin}: 'image_format' must be jpeg or webp, got {cfg.image_format!r}")
+    if not 1 <= cfg.image_quality <= 100:
+        raise ConfigError(f"{origin}: 'image_quality' must be 1..100, got {cfg.image_quality!r}")
     if cfg.fc_heatmaps not in ("auto", "saliency", "gradcam", "none"):
         raise ConfigError(f"{origin}: 'fc_heatmaps' must be auto, saliency, gradcam or none, got {cfg.fc_heatmaps!r}")
     if cfg.tsne_perplexity <= 0:

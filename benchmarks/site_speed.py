@@ -7,7 +7,13 @@ changes one unit's label and renders again. The last line printed is one JSON ob
     {"pages_per_s": P, "units": N, "pages": ..., "scratch_s": ..., "rerender_s": ..., ...}
 
 pages_per_s = HTML pages / wall time of the from-scratch render, everything included
-(gathering artifacts, encoding every PNG, writing every file). On a shared machine the wall
+(gathering artifacts, encoding the feature visualizations' PNG strips and thumbnails,
+linking the evidence stage's encoded pictures, writing every file). Evidence is at the
+model's resolution (`--view 224`: each top image's view, patches cut from it with a
+`--patch`-px window), encoded once by the stage: the synthetic evidence stage times its
+encoding (`encode_s`), and `stage_plus_render_s_per_unit` = (encode_s + scratch_s) / units
+is what compares with the render time per unit of the PNG-everywhere renderer
+(`--before-render-s-per-unit`, measured on the same machine before the change). On a shared machine the wall
 time depends on the other jobs; scratch_cpu_s (user + system time of the render and its
 workers) and load_avg_1m say how much of the machine the render had.
 
@@ -62,7 +68,10 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--thumb", type=int, default=32)
     ap.add_argument("--featvis-size", type=int, default=64)
-    ap.add_argument("--patch", type=int, default=32)
+    ap.add_argument("--patch", type=int, default=163, help="conv patch window in px (AlexNet conv5: 163)")
+    ap.add_argument("--view", type=int, default=224, help="top images' side (the model's input size)")
+    ap.add_argument("--before-render-s-per-unit", type=float, default=None,
+                    help="render s per unit of the renderer before evidence moved into the stages, for the ratio")
     ap.add_argument("--k", type=int, default=9)
     ap.add_argument("--workers", type=int, default=0, help="render processes (default: one per CPU)")
     ap.add_argument("--out", help="keep the run here (default: a temporary folder, removed)")
@@ -71,7 +80,7 @@ def main() -> int:
     base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="atlas-site-speed-"))
     run = base / "run"
     spec = SyntheticSpec(layers=alexnet_like(args.units), images=args.images, thumb=args.thumb,
-                         featvis_size=args.featvis_size, patch=args.patch, k=args.k, classes=100,
+                         featvis_size=args.featvis_size, patch=args.patch, view=args.view, k=args.k, classes=100,
                          neighbors=10, figure_units=4)
     try:
         t = time.perf_counter()
@@ -103,6 +112,8 @@ def main() -> int:
         one_s = time.perf_counter() - t
         print(one.line(), {k: round(v, 2) for k, v in one.seconds.items()}, flush=True)
 
+        encode_s = sum(read_json(f).get("encode_s", 0.0)
+                       for f in (run / "stages" / "evidence").glob("*/summary.json"))
         produced = lambda rep: sum(sum(v.values()) - v["cached"] for v in rep.counts.values())  # noqa: E731
         units = sum(s[0] for _, _, s in spec.layers)
         result = {
@@ -115,7 +126,13 @@ def main() -> int:
             "rerender_s": round(rerender, 2), "rerender_produced": produced(again),
             "one_label_changed_s": round(one_s, 2), "one_label_changed_produced": produced(one),
             "workers": workers, "cpus": os.cpu_count(), "machine": platform.machine(),
-            "sizes": {"thumb": args.thumb, "featvis": args.featvis_size, "patch": args.patch, "k": args.k,
+            "encode_s": round(encode_s, 2), "encode_s_per_unit": round(encode_s / units, 6),
+            "render_s_per_unit": round(scratch / units, 6),
+            "stage_plus_render_s_per_unit": round((encode_s + scratch) / units, 6),
+            "before_render_s_per_unit": args.before_render_s_per_unit,
+            "stage_plus_render_vs_before": round((encode_s + scratch) / units / args.before_render_s_per_unit, 3)
+            if args.before_render_s_per_unit else None,
+            "sizes": {"view": args.view, "thumb": args.thumb, "featvis": args.featvis_size, "patch": args.patch, "k": args.k,
                       "priors": len(spec.priors), "seeds": spec.seeds},
         }
     finally:

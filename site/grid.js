@@ -104,7 +104,12 @@
       if (u >= m.count) continue;
       var id = m.byImage ? D.top[u] : u;
       if (id < 0) continue;
-      return {url: root + m.base + id + ".png", n: m.n, j: m.offset, standIn: m !== chosen ? m.name : null};
+      var standIn = m !== chosen ? m.name : null;
+      if (m.per) {  // a sprite strip of m.per units: tile u % per of strip floor(u / per)
+        var s = Math.floor(u / m.per);
+        return {url: root + m.base + s + m.ext, n: Math.min(m.per, m.count - s * m.per), j: u % m.per, standIn: standIn};
+      }
+      return {url: root + m.base + id + m.ext, n: m.n, j: m.offset, standIn: standIn};
     }
     return null;
   }

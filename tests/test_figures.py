@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from atlas.evidence.codec import decode
+from atlas.evidence.patches import crop_patch
 from atlas.cli import main
 from atlas.figures import FigureError, RunArtifacts, build_grid, make_figure, parse_columns, parse_units
 from atlas.stages import figures as figures_stage
@@ -69,13 +71,16 @@ def test_cells_hold_the_artifacts(run):
     grid = build_grid([(conv5, 2), (fc8, 1)], cols)
     dgn = np.load(run / "stages/featvis/features.conv5/dgn.npy")
     act = np.load(run / "stages/featvis/features.conv5/dgn_act.npy")
-    patches = np.load(run / "stages/evidence/features.conv5/patches.npy")
+    ev = run / "stages/evidence/features.conv5"
+    conv5_ids, boxes = np.load(run / "stages/topk/features.conv5/ids.npy"), np.load(ev / "boxes.npy")
+    view = decode((ev / "views" / f"{conv5_ids[2, 1]}.jpg").read_bytes())
+    patch = crop_patch(view, boxes[2, 1], (8, 8), 64)   # the window of the stored view at the box
     thumbs = np.load(run / "stages/dataset/thumbs.npy")
     ids = np.load(run / "stages/topk/classifier.fc8/ids.npy")
     row, fc_row = grid.rows
     np.testing.assert_array_equal(row.cells[1].image, dgn[2, 1])
     assert row.cells[1].caption == format(float(act[2, 1]), ".3g")
-    np.testing.assert_array_equal(row.cells[5].image, patches[2, 1])
+    np.testing.assert_array_equal(row.cells[5].image, patch)
     assert all(c.image is None for c in fc_row.cells[:4])
     # no evidence for fc8: the top-patch columns show the whole top images
     np.testing.assert_array_equal(fc_row.cells[4].image, thumbs[ids[1, 0]])

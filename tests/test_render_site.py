@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +92,9 @@ def test_layer_data_file(hostile_site):
     assert d["label"] == [r["label"] or "" for r in labels]
     values = np.load(run / "stages/topk/features.conv5/values.npy")
     assert d["max"] == pytest.approx(values[:, 0].tolist(), rel=1e-3)
-    assert [m["id"] for m in d["modes"]] == ["dgn", "pixel", "fourier", "patch", "top", "heat"]
+    assert [m["id"] for m in d["modes"]] == ["dgn", "pixel", "fourier", "patch", "top"]
     for m in d["modes"]:
-        first = run / "site" / f"{m['base']}{d['top'][0] if m.get('byImage') else 0}.png"
+        first = run / "site" / f"{m['base']}{d['top'][0] if m.get('byImage') else 0}{m['ext']}"
         assert first.is_file(), first
     assert {s["id"] for s in d["sorts"]} == {"unit", "max", "sel", "label", "score"}
 
@@ -103,7 +104,9 @@ def test_unit_page_shows_everything_computed(hostile_site):
     html = (run / "site/layers/features.conv5/1.html").read_text(encoding="utf-8")
     assert 'rel="prev" href="0.html"' in html and 'rel="next" href="2.html"' in html
     assert html.count('class="tile lg"') == 3 * 2            # priors x seeds
-    assert html.count('alt="patch of image') == 6 and html.count('alt="activation map on image') == 6
+    assert html.count('aria-label="patch of image') == 6 and html.count('<canvas class="heat"') == 6
+    ids = np.load(run / "stages/topk/features.conv5/ids.npy")[1]
+    assert all(f'src="../../img/view/{i}.jpg"' in html for i in ids)   # the model's view, stored once
     assert "<svg" in html and "per-image maximum activation" in html
     assert 'href="../../figures/features.conv5/1.pdf">figure (PDF)</a>' in html
     assert "Neighbouring units" in html and "Nearest units on the unit map" in html
@@ -140,7 +143,9 @@ def _rewrite_stage(run: Path, name: str, change) -> None:
     man = store.manifest(name)
     with store.writing(name, man["key"] + "x", {"version": 1, "params": {}, "deps": []}) as out:
         for f in old.iterdir():
-            if f.name != "manifest.json":
+            if f.is_dir():
+                shutil.copytree(f, Path(out) / f.name)
+            elif f.name != "manifest.json":
                 (Path(out) / f.name).write_bytes(f.read_bytes())
         change(Path(out))
 

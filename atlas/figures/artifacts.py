@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from atlas.evidence.pictures import PatchArray
+from atlas.evidence.pictures import load as load_pictures
 from atlas.stages.store import RunStore, read_json
 
 
@@ -48,7 +50,7 @@ class LayerArtifacts:
     topk_values: np.ndarray   # (C, k)
     thumbs: np.ndarray        # (N, t, t, 3), memory-mapped
     featvis: dict[str, FeatVis] = field(default_factory=dict)
-    patches: np.ndarray | None = None   # (C, k, P, P, 3), memory-mapped
+    patches: PatchArray | None = None   # patches[unit, rank] -> (P, P, 3): cut from the stored views
     labels: dict[int, dict] = field(default_factory=dict)
 
     @property
@@ -113,8 +115,9 @@ class RunArtifacts:
         ev_name = f"evidence/{info['name']}"
         if self.store.manifest(ev_name) is not None:
             ev = self.store.stage_dir(ev_name)
-            if (ev / "patches.npy").is_file():
-                art.patches = np.load(ev / "patches.npy", mmap_mode="r")
+            pics = load_pictures(ev)
+            if pics is not None:
+                art.patches = PatchArray(pics, art.units, int(art.topk_ids.shape[1]))
             if (ev / "labels.json").is_file():
                 art.labels = {int(r["unit"]): r for r in read_json(ev / "labels.json")}
         return art

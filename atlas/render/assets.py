@@ -1,8 +1,8 @@
-"""The site's non-page files as jobs: PNG images, copied figures, static files.
+"""The site's non-page files as jobs: PNG images, linked evidence images, figures, static files.
 
-Per unit, each kind of picture is one PNG strip (the seeds of a prior, the top-k patches,
-the top-k heatmaps) rather than one file per tile: a tenth of the files to write, and
-pages pick a tile with CSS. An image's key is the manifest checksum of the array it reads
+Per unit, the seeds of all priors are one PNG strip rather than one file per tile, and
+pages pick a tile with CSS. Evidence pictures (top images' views, grid sprite strips) were
+encoded by the evidence stage and are hard-linked or copied, never encoded again. An image's key is the manifest checksum of the array it reads
 plus the unit; its content hash covers exactly the unit's pixels, so a stage that reran
 and changed some units gets only those re-encoded.
 """
@@ -98,6 +98,15 @@ class FileMaker(Maker):
     def produce(self, arg: tuple[Path, str]) -> bytes:
         return arg[0].read_bytes()
 
+    def source(self, arg: tuple[Path, str]) -> Path:
+        return arg[0]
+
+
+class LinkMaker(FileMaker):
+    """An image the evidence stage encoded (a top image's view, a grid sprite strip), put in
+    the site as is: hard-linked, or copied where links are not possible; never re-encoded."""
+    kind = "image"
+
 
 def data_image_jobs(data: SiteData, with_sheets: bool) -> list[Job]:
     """A thumbnail per paged image (data.paged), and sprite sheets of them for the maps."""
@@ -115,6 +124,28 @@ def layer_image_jobs(data: SiteData) -> list[Job]:
         for group in tile_groups(layer):
             maker, base = StripMaker(group), f"img/{layer.slug}/{group.name}/"
             jobs += [Job(f"{base}{u}.png", maker, u) for u in range(group.units)]
+    return jobs
+
+
+def evidence_image_jobs(data: SiteData) -> list[Job]:
+    """Every layer's grid sprite strips, and each top image's view once for the whole site
+    (`img/view/<id>.<ext>`): equal pixels encode to equal bytes, so the first layer that
+    has an image provides it."""
+    maker, jobs, seen = LinkMaker(), [], set()
+    for layer in data.layers:
+        ev = layer.evidence
+        if ev is None or ev.pictures is None:
+            continue
+        pics = ev.pictures
+        for kind in pics.meta.get("sheets", []):
+            for path in pics.sheet_paths(kind):
+                jobs.append(Job(f"img/{layer.slug}/{path.name}", maker, (path, ev.sha.get(f"sheets/{path.name}", ""))))
+        for i in sorted(set(np.asarray(layer.topk_ids).ravel().tolist()) - seen):
+            if i < 0:
+                continue
+            path = pics.view_path(i)
+            jobs.append(Job(names.view_file(i, pics.ext), maker, (path, ev.sha.get(f"views/{path.name}", ""))))
+            seen.add(i)
     return jobs
 
 

@@ -10,6 +10,7 @@ again, and files whose bytes did not change are not touched.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from atlas import __version__
-from atlas.render import assets, datafiles, names, views
+from atlas.render import assets, budget, datafiles, names, views
 from atlas.render.gather import SiteData, gather
 from atlas.render.jobs import Job, Maker, default_workers, digest, run_jobs
 from atlas.render.png import ENCODER_VERSION
@@ -213,7 +214,7 @@ def plan_site(data: SiteData, planner: Planner, layer_views: list[views.LayerVie
         planner.page("maps/index.html", "map.html", lambda: map_page(data, None), everything)
         planner.data("maps/data.js", "ATLAS_MAP", lambda: datafiles.image_map_data(data))
     for job in (assets.data_image_jobs(data, with_sheets=has_image_map or any_unit_map)
-                + assets.layer_image_jobs(data) + assets.figure_jobs(data) + assets.static_jobs()):
+                + assets.layer_image_jobs(data) + assets.evidence_image_jobs(data) + assets.figure_jobs(data) + assets.static_jobs()):
         planner.add(job)
 
 
@@ -275,7 +276,14 @@ def build_site(run_dir: Path, out: Path | None = None, workers: int | None = Non
     """Render `run_dir`'s artifacts into `run_dir/site` (or `out`); returns index.html."""
     report = render_site(run_dir, out, workers, force)
     print(report.line(), flush=True)
+    units = sum(int(layer.get("units", 0)) for layer in _layers(Path(run_dir)))
+    print(budget.line(budget.site_sizes(report.out), units), flush=True)
     return report.out / "index.html"
+
+
+def _layers(run_dir: Path) -> list[dict]:
+    path = run_dir / "stages" / "topk" / "layers.json"
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 __all__ = ["build_site", "render_site", "BuildReport", "SiteData", "SiteWriter", "make_env"]

@@ -34,23 +34,24 @@ def _round(values, digits: int = 4) -> list:
 
 
 def grid_modes(view: LayerView) -> list[dict]:
-    """The thumbnails a layer grid can show, best first: {id, name, base, n (tiles in the
-    strip), offset (first tile of this kind), count (units that have it)}."""
+    """The thumbnails a layer grid can show, best first: {id, name, base, ext, per, n, offset,
+    count}. Feature visualizations: one strip per unit (`base + u + .png`, n tiles, this kind
+    from `offset`). Evidence: sprite strips of `per` units (`base + floor(u / per) + ext`,
+    tile u % per). `byImage`: one thumbnail per top image (`base + image id + .png`)."""
     refs = view.tiles
     fv = view.data.featvis
     priors = (["dgn"] if fv and "dgn" in fv.priors else []) + [p for p in (fv.priors if fv else []) if p != "dgn"]
     modes = [{"id": p, "name": fv.short(p), "long": fv.title(p), "base": refs[p].base,
-              "n": refs[p].n, "offset": refs[p].offset, "count": refs[p].units} for p in priors]
-    if "patch" in refs:
-        r = refs["patch"]
-        modes.append({"id": "patch", "name": "top patch", "long": "top patch", "base": r.base, "n": r.n,
-                      "offset": r.offset, "count": r.units})
-    modes.append({"id": "top", "name": "top image", "long": "top image", "base": "img/data/", "n": 1, "offset": 0,
-                  "count": view.ref["units"], "byImage": True})
-    if "heat" in refs:
-        r = refs["heat"]
-        modes.append({"id": "heat", "name": "heatmap", "long": "top image with activation map", "base": r.base,
-                      "n": r.n, "offset": r.offset, "count": r.units})
+              "ext": ".png", "per": 0, "n": refs[p].n, "offset": refs[p].offset, "count": refs[p].units}
+             for p in priors]
+    for kind, name, long in (("patch", "top patch", "top patch"), ("top", "top image", "top image")):
+        if kind in refs:
+            r = refs[kind]
+            modes.append({"id": kind, "name": name, "long": long, "base": r.base, "ext": "." + r.ext,
+                          "per": r.per, "n": r.per, "offset": 0, "count": r.units})
+    if "top" not in refs:
+        modes.append({"id": "top", "name": "top image", "long": "top image", "base": "img/data/", "ext": ".png",
+                      "per": 0, "n": 1, "offset": 0, "count": view.ref["units"], "byImage": True})
     return modes
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from atlas.evidence.pictures import Pictures
+from atlas.evidence.pictures import load as load_pictures
 from atlas.render.names import safe_name
 from atlas.stages.store import RunStore, read_json
 
@@ -45,14 +47,22 @@ class Featvis:
 
 @dataclass
 class Evidence:
-    """`stages/evidence/<layer>`: patches, heatmaps, histograms, statistics, labels."""
-    patches: np.ndarray | None      # (C, k, P, P, 3)
-    heatmaps: np.ndarray | None     # (C, k, H, W, 3)
+    """`stages/evidence/<layer>`: stored pictures (views, heat grids, sheets), histograms,
+    statistics, labels."""
+    pictures: Pictures | None       # views/<id>, boxes, heat grids, grid sheets (evidence.pictures)
     hist: np.ndarray | None         # (C, B)
     hist_edges: np.ndarray | None   # (C, B+1)
     stats: list[dict | None]        # by unit
     labels: list[dict | None]       # by unit; None where the unit has no label
     sha: dict[str, str]
+
+    @property
+    def patches(self) -> bool:
+        return self.pictures is not None
+
+    @property
+    def heatmaps(self) -> bool:
+        return self.pictures is not None and self.pictures.heat is not None
 
 
 @dataclass
@@ -244,7 +254,14 @@ def _evidence(store: RunStore, layer: LayerData) -> Evidence | None:
     def opt(name: str, ndim: int, dtype: str, mmap: bool = True):
         return _array(d / name, ndim, dtype, (c,), mmap=mmap) if (d / name).is_file() else None
 
-    patches, heatmaps = opt("patches.npy", 5, "uint8"), opt("heatmaps.npy", 5, "uint8")
+    pictures = load_pictures(d)
+    if pictures is not None:
+        if pictures.boxes.shape[:2] != layer.topk_ids.shape:
+            raise ArtifactError(f"{d / 'boxes.npy'}: shape {pictures.boxes.shape} does not fit the top-k lists "
+                                f"{layer.topk_ids.shape}")
+        if pictures.heat is not None and pictures.heat.shape[:2] != layer.topk_ids.shape:
+            raise ArtifactError(f"{d / 'heat.npy'}: shape {pictures.heat.shape} does not fit the top-k lists "
+                                f"{layer.topk_ids.shape}")
     hist, edges = opt("hist.npy", 2, "int", mmap=False), opt("hist_edges.npy", 2, "float", mmap=False)
     if hist is not None and edges is not None and edges.shape[1] != hist.shape[1] + 1:
         raise ArtifactError(f"{d / 'hist_edges.npy'}: shape {edges.shape} does not fit hist.npy {hist.shape}")
@@ -252,7 +269,7 @@ def _evidence(store: RunStore, layer: LayerData) -> Evidence | None:
     labels = _by_unit(d / "labels.json", read_json(d / "labels.json"), c) if (d / "labels.json").is_file() \
         else [None] * c
     labels = [r if r and r.get("label") not in (None, "") else None for r in labels]
-    return Evidence(patches=patches, heatmaps=heatmaps, hist=hist, hist_edges=edges if hist is not None else None,
+    return Evidence(pictures=pictures, hist=hist, hist_edges=edges if hist is not None else None,
                     stats=stats, labels=labels, sha=_sha(man))
 
 

@@ -6,7 +6,8 @@ A job is a light record (path, maker, argument); the maker knows, for its argume
   reads, or an array's checksum plus the unit),
 - `content(arg)`: an exact fingerprint, computed only when the key changed (the digest of
   a page's context, or a hash of exactly the pixels a PNG encodes),
-- `produce(arg)`: the file's bytes.
+- `produce(arg)`: the file's bytes, or `source(arg)`: a stage file that already holds them
+  (encoded where it was made), which the writer hard-links or copies.
 
 A file is produced only when both fingerprints changed or the file on disk is not the one
 the last build wrote. Jobs run in worker processes forked after the data is gathered, so
@@ -61,6 +62,11 @@ class Maker:
     def produce(self, arg: Any) -> bytes | str:
         raise NotImplementedError
 
+    def source(self, arg: Any):
+        """A file whose bytes are the output, to hard-link (or copy) rather than produce; None
+        for files made from data."""
+        return None
+
     def release(self, arg: Any) -> None:
         """Drop anything content() kept for produce()."""
 
@@ -95,7 +101,8 @@ def _run_one(job: Job, writer: SiteWriter, old: list | None, force: bool) -> tup
     chash = maker.content(arg)
     if fresh and chash and old[1] == chash:
         return job.rel, [key, chash, on_disk[0], on_disk[1]], "cached"
-    changed = writer.put(job.rel, maker.produce(arg))
+    src = maker.source(arg)
+    changed = writer.link(job.rel, src) if src is not None else writer.put(job.rel, maker.produce(arg))
     st = os.stat(p)
     return job.rel, [key, chash, st.st_size, st.st_mtime_ns], "written" if changed else "same"
 

@@ -42,6 +42,11 @@ def data_png(image_id: int) -> str:
     return f"img/data/{image_id}.png"
 
 
+def view_file(image_id: int, ext: str) -> str:
+    """The model's view of a top image, at the display size, as the evidence stage encoded it."""
+    return f"img/view/{image_id}.{ext}"
+
+
 def sheet_png(index: int) -> str:
     return f"img/sheets/data-{index}.png"
 

@@ -4,7 +4,7 @@ Random arrays of the right shapes and dtypes, written through `RunStore.writing`
 manifests are real. The renderer's tests and `benchmarks/site_speed.py` use it to build
 sites at any scale (10,000+ units) without computing anything. The arrays are
 consistent with each other where the site relies on it: top-k lists are the top of
-`maxact` (kept in memory; the topk stage stores its streamed statistics), histograms count `maxact`, patches and heatmaps are cut from the top images.
+`maxact` (kept in memory; the topk stage stores its streamed statistics), histograms count `maxact`, patch boxes and heat grids sit on the top images' encoded views.
 
 `hostile=True` puts markup, quotes and odd Unicode into every user-visible string (class
 names, labels, file descriptions, the data set name, the title, a layer alias) so tests
@@ -12,11 +12,14 @@ can check that the site escapes them.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from atlas.evidence.codec import encode
+from atlas.evidence.pictures import write_layer
 from atlas.evidence.streamstats import UnitStats
 from atlas.priors import registry
 from atlas.stages.store import RunStore, stage_key, write_json
@@ -39,7 +42,8 @@ class SyntheticSpec:
     thumb: int = 32
     featvis_size: int = 48
     featvis_units: int | None = None   # None: every unit has feature visualizations
-    patch: int = 24
+    patch: int = 24                    # conv patch window (px of the view)
+    view: int = 0                      # top images' side (the input size); 0: the thumbnail size
     priors: tuple = ("dgn", "pixel", "fourier")
     seeds: int = 2
     bins: int = 16
@@ -121,6 +125,15 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                  priors=[p for p in spec.priors], neighbors=spec.neighbors)
     root.mkdir(parents=True, exist_ok=True)
     write_json(root / "config.json", {**cfg.resolved(), "synthetic": asdict(spec) | {"stages": list(spec.stages)}})
+
+    view_cache: dict[int, bytes] = {}
+
+    def _view_bytes(i: int, v: int) -> bytes:
+        """Image i's view, encoded once for all layers (equal pixels, equal bytes)."""
+        if i not in view_cache:
+            px = thumbs[i] if v == t else _smooth(np.random.default_rng((spec.seed, i)), 1, v)[0]
+            view_cache[i] = encode(px, "jpeg", 80)
+        return view_cache[i]
 
     labels = rng.integers(0, spec.classes, n)
     labels[::17] = -1  # some images without a class
@@ -213,34 +226,22 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
 
         if "evidence" in spec.stages:
             def fill_evidence(out: Path, c=c, values=values, ids=ids, pos=pos, shape=shape) -> dict:
-                p = spec.patch
-                patches = np.lib.format.open_memmap(out / "patches.npy", mode="w+", dtype=np.uint8,
-                                                     shape=(c, k, p, p, 3))
-                heat = np.lib.format.open_memmap(out / "heatmaps.npy", mode="w+", dtype=np.uint8,
-                                                 shape=(c, k, t, t, 3))
+                v = spec.view or t
                 hw = shape[1:] if len(shape) == 3 else (1, 1)
-                grid = np.arange(t, dtype=np.float32)
-                for a in range(0, c, 256):
-                    b = min(c, a + 256)
-                    img = thumbs[ids[a:b]]                                        # (B,k,t,t,3)
-                    cy = (pos[a:b, :, 0] + 0.5) * t / hw[0]
-                    cx = (pos[a:b, :, 1] + 0.5) * t / hw[1]
-                    y0 = np.clip(np.round(cy - t / 4).astype(int), 0, t // 2)
-                    x0 = np.clip(np.round(cx - t / 4).astype(int), 0, t // 2)
-                    src = (np.arange(p) * (t // 2) // p)
-                    yy = y0[..., None, None] + src[None, None, :, None]
-                    xx = x0[..., None, None] + src[None, None, None, :]
-                    bi = np.arange(b - a)[:, None, None, None]
-                    ki = np.arange(k)[None, :, None, None]
-                    patches[a:b] = img[bi, ki, yy, xx]
-                    d2 = (grid[None, None, :, None] - cy[..., None, None]) ** 2 + \
-                         (grid[None, None, None, :] - cx[..., None, None]) ** 2
-                    w = np.exp(-d2 / (2 * (t / 6) ** 2))[..., None]
-                    red = np.array([255, 40, 0], np.float32)
-                    heat[a:b] = (img * (1 - 0.6 * w) + red * 0.6 * w).astype(np.uint8)
-                patches.flush()
-                heat.flush()
-                del patches, heat
+                win = (min(spec.patch, v),) * 2 if len(shape) == 3 else (v, v)
+                cy = ((pos[..., 0] + 0.5) * v / hw[0]).astype(int)
+                cx = ((pos[..., 1] + 0.5) * v / hw[1]).astype(int)
+                boxes = np.stack([np.clip(cy - win[0] // 2, 0, v), np.clip(cx - win[1] // 2, 0, v),
+                                  np.clip(cy - win[0] // 2 + win[0], 0, v), np.clip(cx - win[1] // 2 + win[1], 0, v)], -1)
+                g = hw if len(shape) == 3 else (6, 6)
+                yy = (np.arange(g[0]) + 0.5)[None, None, :, None] * v / g[0] - cy[..., None, None]
+                xx = (np.arange(g[1]) + 0.5)[None, None, None, :] * v / g[1] - cx[..., None, None]
+                heat = (255 * np.exp(-(yy ** 2 + xx ** 2) / (2 * (v / 6) ** 2))).astype(np.uint8)
+                t0 = time.perf_counter()
+                meta = write_layer(out, ids, boxes, heat, lambda i: _view_bytes(i, v), v, v, win,
+                                   min(224, max(64, win[0])), heatmap="activation" if len(shape) == 3 else "gradcam")
+                encode_s = time.perf_counter() - t0
+                write_json(out / "meta.json", {"layer": name, "k": k, **meta, "synthetic": True})
                 m = maxact[name]
                 lo, hi = m.min(0), m.max(0)
                 span = np.where(hi > lo, hi - lo, 1.0)
@@ -270,7 +271,7 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                                      "method": "iou"})
                 write_json(out / "stats.json", stats)
                 write_json(out / "labels.json", labs)
-                return {"units": c}
+                return {"units": c, "encode_s": encode_s}
 
             _write_stage(store, f"evidence/{name}", {"layer": name}, {"topk": keys.get("topk", "")}, fill_evidence)
 

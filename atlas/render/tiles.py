@@ -1,12 +1,11 @@
-"""Where each of a unit's pictures lives: strips of equal-sized tiles, one file per group.
+"""Where each of a unit's small pictures lives: strips of equal-sized tiles.
 
-A unit has up to priors x seeds feature visualizations, k patches and k heatmaps. Pictures
-of the same size share one PNG strip per unit (e.g. all priors and seeds in one strip;
-patches and heatmaps in one when their sizes match), so a site has two or three image
-files per unit instead of five or more: file creation, not encoding, is what a large
-build spends most on. A page shows tile j of an n-tile strip with object-fit: cover and
-object-position: j/(n-1) (see views.tile_style). Feature visualizations and evidence are
-never mixed in one strip, because they cover different units (the first U vs all C).
+Feature visualizations: a unit's priors x seeds of the same size share one PNG strip per
+unit (lossless, encoded by the renderer). Evidence: the evidence stage's sprite strips
+(`sheets/{top,patch}-<s>`, SHEET_UNITS units each, already encoded), linked into the site
+as `img/<layer>/{top,patch}-<s>.<ext>`: a layer grid of thousands of units costs a few
+requests. A page shows tile j of an n-tile strip with object-fit: cover and
+object-position: j/(n-1) (see views.tile_style).
 """
 from __future__ import annotations
 
@@ -50,6 +49,12 @@ class TileRef:
     def src(self, u: int) -> str:
         return f"{self.base}{u}.png"
 
+    def n_of(self, u: int) -> int:
+        return self.n
+
+    def j_of(self, u: int) -> int:
+        return self.offset
+
 
 def _group(groups: list[TileGroup], prefix: str, units: int, kind: str, arr: np.ndarray, count: int, sha: str):
     shape = tuple(arr.shape[2:4])
@@ -63,23 +68,47 @@ def _group(groups: list[TileGroup], prefix: str, units: int, kind: str, arr: np.
 
 
 def tile_groups(layer: LayerData) -> list[TileGroup]:
-    """The strips of a layer: feature visualizations ('fv*') and evidence ('ev*')."""
+    """The strips of a layer's feature visualizations ('fv*')."""
     groups: list[TileGroup] = []
     fv = layer.featvis
     if fv:
         for prior in fv.priors:
             _group(groups, "fv", fv.units, prior, fv.images[prior], fv.seeds, fv.sha.get(f"{prior}.npy", ""))
-    ev = layer.evidence
-    if ev:
-        for kind, arr, fname in (("patch", ev.patches, "patches.npy"), ("heat", ev.heatmaps, "heatmaps.npy")):
-            if arr is not None:
-                _group(groups, "ev", layer.units, kind, arr, int(arr.shape[1]), ev.sha.get(fname, ""))
     return groups
 
 
-def tile_refs(layer: LayerData, groups: list[TileGroup]) -> dict[str, TileRef]:
-    """kind (a prior, 'patch', 'heat') -> where its tiles are."""
-    refs = {}
+@dataclass(frozen=True)
+class SheetRef:
+    """Kind `kind` ('top' or 'patch') of unit u is tile u % per of `{base}{u // per}.{ext}`."""
+    base: str
+    per: int
+    units: int
+    ext: str
+    offset: int = 0
+
+    def src(self, u: int) -> str:
+        return f"{self.base}{u // self.per}.{self.ext}"
+
+    def n_of(self, u: int) -> int:
+        return min(self.per, self.units - (u // self.per) * self.per)
+
+    def j_of(self, u: int) -> int:
+        return u % self.per
+
+
+def sheet_refs(layer: LayerData) -> dict[str, SheetRef]:
+    """'top' and 'patch' -> the layer's evidence sprite strips (when the stage made them)."""
+    ev = layer.evidence
+    if ev is None or ev.pictures is None:
+        return {}
+    meta = ev.pictures.meta
+    return {kind: SheetRef(base=f"img/{layer.slug}/{kind}-", per=int(meta["sheet_units"]), units=layer.units,
+                           ext=ev.pictures.ext) for kind in meta.get("sheets", [])}
+
+
+def tile_refs(layer: LayerData, groups: list[TileGroup]) -> dict[str, TileRef | SheetRef]:
+    """kind (a prior, 'top', 'patch') -> where its tiles are."""
+    refs: dict = dict(sheet_refs(layer))
     for g in groups:
         for kind, _, count in g.parts:
             refs[kind] = TileRef(base=f"img/{layer.slug}/{g.name}/", n=g.n, offset=g.offset(kind), count=count,

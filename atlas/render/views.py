@@ -49,6 +49,7 @@ class LayerView:
     featvis_units: int = 0
     tiles: dict = field(default_factory=dict)   # kind (prior, "patch", "heat") -> tiles.TileRef
     extra: dict = field(default_factory=dict)
+    ranks: list | None = None         # per unit the top-k ranks kept (None: all k), for boxes and heat grids
     _neighbors: list | None = None
 
     @property
@@ -73,14 +74,34 @@ def layer_ref(layer: LayerData) -> dict:
 
 def _unit_thumb(refs: dict, u: int, top_id: int | None) -> dict | None:
     """The unit's best small picture: DGN seed 0, else another prior, else its top patch,
-    else its top image."""
-    for kind in ["dgn"] + [k for k in refs if k not in ("dgn", "patch", "heat")] + ["patch"]:
+    else its top image (the grid strips), else the top image's thumbnail."""
+    for kind in ["dgn"] + [k for k in refs if k not in ("dgn", "patch", "top")] + ["patch", "top"]:
         ref = refs.get(kind)
         if ref is not None and u < ref.units:
-            return {"src": ref.src(u), "n": ref.n, "j": ref.offset}
+            return {"src": ref.src(u), "n": ref.n_of(u), "j": ref.j_of(u)}
     if top_id is not None:
         return {"src": names.data_png(top_id), "n": 1, "j": 0}
     return None
+
+
+def patch_style(geometry, box, src: str) -> str:
+    """CSS that shows a top patch as the window of the top image's view at `box`: the view
+    as a background, scaled so the window fills the element, shifted to the window's corner
+    (gray where the window lies beyond the image). The same window evidence.pictures.patch
+    cuts, so the page shows the stored pixels one to one when the patch side equals the window."""
+    wy, wx, sy, sx = geometry.window_of(box)
+    s = geometry.input_size
+    px = 100 * wx / (s - sx) if s != sx else 0.0
+    py = 100 * wy / (s - sy) if s != sy else 0.0
+    return (f"background-image:url('{src}');background-size:{100 * s / sx:.6g}% {100 * s / sy:.6g}%;"
+            f"background-position:{px:.6g}% {py:.6g}%")
+
+
+def heat_attrs(heat: np.ndarray) -> dict:
+    """A heat grid (h, w) uint8 as the data the page's script draws over the view."""
+    import base64
+    g = np.ascontiguousarray(heat, dtype=np.uint8)
+    return {"h": int(g.shape[0]), "w": int(g.shape[1]), "b64": base64.b64encode(g.tobytes()).decode("ascii")}
 
 
 def _map_neighbors(coords: np.ndarray, n: int) -> list:
@@ -159,7 +180,7 @@ def make_layer_view(data: SiteData, layer: LayerData) -> LayerView:
     return LayerView(data=layer, ref=layer_ref(layer), k=k, extra=extra, ids=ids_l, values=vals_l, pos=pos_l, maxv=maxv,
                      labels=labels, stats=stats, thumb=thumb, neighbor_kind=kind,
                      top_class=top_class, class_counts=class_counts, tiles=refs,
-                     featvis_units=layer.featvis.units if layer.featvis else 0)
+                     featvis_units=layer.featvis.units if layer.featvis else 0, ranks=keep)
 
 
 def class_name(data: SiteData, label: int) -> str:
@@ -208,13 +229,15 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
     layer, slug, short = view.data, view.ref["slug"], view.ref["short"]
     items = data.dataset["items"]
     ev = layer.evidence
-    patch, heat = view.tiles.get("patch"), view.tiles.get("heat")
+    pics = ev.pictures if ev is not None else None
     top = []
     for j, (i, v) in enumerate(zip(view.ids[u], view.values[u])):
-        top.append({"id": i, "href": root + names.image_page(i), "src": root + names.data_png(i),
+        src = root + (names.view_file(i, pics.ext) if pics else names.data_png(i))
+        rank = view.ranks[u][j] if view.ranks else j
+        top.append({"id": i, "href": root + names.image_page(i), "src": src,
                     "cap": f"#{j + 1} · {fmt(v)}", "cls": class_name(data, items[i]["label"]),
-                    "patch": tile_style(patch.n, patch.offset + j) if patch and j < patch.count else None,
-                    "heat": tile_style(heat.n, heat.offset + j) if heat and j < heat.count else None})
+                    "patch": patch_style(pics.geometry, pics.boxes[u, rank], src) if pics else None,
+                    "heat": heat_attrs(pics.heat[u, rank]) if pics is not None and pics.heat is not None else None})
     maxv = view.maxv[u]
     featvis = []
     fv = layer.featvis
@@ -257,7 +280,11 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
         "nonfinite": int(layer.nonfinite[u]) if layer.nonfinite is not None else (stats or {}).get("nonfinite", 0),
         "dead": bool(layer.dead[u]) if layer.dead is not None else bool((stats or {}).get("dead")),
         "n_images": len(items),
-        "patch": root + patch.src(u) if patch else None, "heat": root + heat.src(u) if heat else None,
+        "patch": pics is not None, "heat": pics is not None and pics.heat is not None,
+        "patch_px": pics.geometry.patch_size if pics else 0, "view_px": pics.geometry.display_size if pics else 0,
+        "pixelated": bool(pics and pics.geometry.patch_size > max(pics.geometry.window) * pics.geometry.display_size
+                          / pics.geometry.input_size),
+        "heat_kind": str(pics.meta.get("heatmap", "")) if pics else "",
         "featvis": featvis, "crop": ", ".join(map(str, fv.meta["crop"])) if fv and u < fv.units
         and fv.meta.get("crop") else "",
         "hist": hist, "figure": figure,
@@ -275,8 +302,8 @@ def _missing(layer: LayerData) -> list[str]:
     if ev is None:
         out.append("patches, heatmaps, histograms and labels")
     else:
-        out += [name for name, arr in (("patches", ev.patches), ("heatmaps", ev.heatmaps), ("histograms", ev.hist))
-                if arr is None]
+        out += [name for name, have in (("patches", ev.patches), ("heatmaps", ev.heatmaps),
+                                        ("histograms", ev.hist is not None)) if not have]
     return out
 
 
@@ -319,9 +346,16 @@ def image_context(data: SiteData, views: list[LayerView], member: list, paged: l
                         "topk_count": len(entries)})
     label = item["label"]
     at = bisect.bisect_left(paged, i)  # paged: data.paged as a list
-    return {"id": i, "cls": class_name(data, label), "cls_href": root + names.class_page(label, data.class_names[label])
+    src, shown = root + names.data_png(i), f"thumbnail, {int(data.thumbs.shape[1])} px"
+    for li, view in enumerate(views):
+        pics = view.data.evidence.pictures if view.data.evidence is not None else None
+        if pics is not None and member[li].get(i):
+            d = pics.geometry.display_size
+            src, shown = root + names.view_file(i, pics.ext), f"the model's view, {d}×{d} px ({pics.meta.get('format', '')})"
+            break
+    return {"id": i, "cls": class_name(data, label), "shown": shown, "cls_href": root + names.class_page(label, data.class_names[label])
             if label >= 0 and label < len(data.class_names) else None,
-            "desc": str(item.get("desc", "")), "src": root + names.data_png(i), "neighbors": neighbors,
+            "desc": str(item.get("desc", "")), "src": src, "neighbors": neighbors,
             "excites": excites, "has_map": bool(maps and maps.coords),
             "prev": paged[at - 1] if at > 0 else None,
             "next": paged[at + 1] if at + 1 < len(paged) else None}
@@ -351,7 +385,7 @@ def layer_summary(view: LayerView) -> dict:
     fv, ev = layer.featvis, layer.evidence
     return {**view.ref, "k": view.k,
             "featvis": {"priors": fv.priors, "seeds": fv.seeds, "units": fv.units} if fv else None,
-            "evidence": {"patches": ev.patches is not None, "heatmaps": ev.heatmaps is not None,
+            "evidence": {"patches": ev.patches, "heatmaps": ev.heatmaps,
                          "hist": ev.hist is not None,
                          "labeled": sum(1 for r in ev.labels if r)} if ev else None,
             "unit_map": layer.unit_map is not None, "figures": len(layer.figures)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 CACHE_NAME = ".atlas-render.json"
@@ -81,6 +82,28 @@ class SiteWriter:
         else:  # a new file: an interrupted build leaves it out of the cache, so it is redone
             with open(p, "wb") as f:
                 f.write(blob)
+        self.changed += 1
+        return True
+
+    def link(self, rel: str, src: str | os.PathLike) -> bool:
+        """Put a copy of file `src` at `rel`: a hard link where the file system allows (no
+        bytes copied), else a copy; never a symbolic link (static hosts drop them).
+        Returns False when `rel` already is that file or holds the same bytes."""
+        p = self.path(rel)
+        self._folder(p)
+        try:
+            st, ss = os.stat(p), os.stat(src)
+            if (st.st_ino, st.st_dev) == (ss.st_ino, ss.st_dev):
+                self.unchanged += 1
+                return False
+        except FileNotFoundError:
+            pass
+        tmp = f"{os.path.dirname(p)}/.{os.path.basename(p)}.{os.getpid()}.tmp"
+        try:
+            os.link(src, tmp)
+        except OSError:  # another file system, or links not allowed: copy the bytes
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, p)
         self.changed += 1
         return True
 

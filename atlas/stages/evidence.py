@@ -2,8 +2,10 @@
 
 From the top-k lists and streamed unit statistics of the `topk` stage, and one more forward pass
 over the unique top images (cheap), each layer gets:
-- `patches.npy` uint8 (C, k, P, P, 3): top images cropped to the max location's receptive field
-- `heatmaps.npy` uint8 (C, k, t, t, 3): each top image (thumbnail size) with the unit's map
+- `views/<id>.<ext>`: each unique top image, the model's view at the display size, encoded
+  once (JPEG or WebP); a patch is the window of a view at its box (not stored again)
+- `heat.npy` uint8 (C, k, h, w): heatmaps as small grids, drawn over the views in the browser
+- `sheets/{top,patch}-<s>.<ext>`: grid thumbnails, SHEET_UNITS units per sprite strip
 - `boxes.npy` int32 (C, k, 4): the receptive-field box (y0, x0, y1, x1) in input pixels
 - `hist.npy` int64 (C, B), `hist_edges.npy` float32 (C, B + 1), `stats.json`
 - `labels.json`: class names (output layer), NetDissect concepts (conv layers on data with
@@ -21,8 +23,9 @@ import torch
 
 from atlas.evidence.dissect import concept_labels
 from atlas.evidence.gradcam import gradcam, split_head
-from atlas.evidence.heatmaps import overlay, saliency, unit_scale, upsample
-from atlas.evidence.images import display_batches, model_input, thumbs
+from atlas.evidence import codec
+from atlas.evidence.heatmaps import saliency, unit_scale
+from atlas.evidence.images import display_batches, model_input
 from atlas.evidence.labels import class_labels, top_class_labels
 from atlas.evidence.patches import crop_patch, patch_size
 from atlas.evidence.receptive_field import VERSION as RF_VERSION
@@ -34,7 +37,11 @@ from atlas.stages import concepts, dissect
 from atlas.stages.base import Stage
 from atlas.stages.store import read_json, write_json
 
-VERSION = 2  # 2: statistics from the streamed stats.npz (histogram edges on a dyadic grid)
+VERSION = 3  # 2: statistics from the streamed stats.npz; 3: encoded views, heat grids, sheets
+MAX_DISPLAY = 256     # default cap of the display size (px)
+SHEET_THUMB = 112     # grid thumbnails (px): the layer grid's default cell
+SHEET_UNITS = 256     # units per grid sprite strip
+SALIENCY_GRID = 32    # saliency heatmaps are stored as a grid this wide (at most the input)
 
 
 def make(ctx) -> list[Stage]:
@@ -53,6 +60,8 @@ def make(ctx) -> list[Stage]:
     for layer in ctx.layers:
         dissected = with_concepts and layer.kind == "conv"
         params = {**ctx.model_params(), "layer": layer.name, "k": cfg.topk, "patch_size": cfg.patch_size,
+                  "display_size": display_size(ctx), "image_format": cfg.image_format,
+                  "image_quality": cfg.image_quality,
                   "bins": cfg.hist_bins, "rf_version": RF_VERSION, "output": layer.name == output,
                   "model_classes": list(ctx.spec.class_names or []),
                   "dissect": {"min_iou": cfg.dissect_iou} if dissected else None,
@@ -96,8 +105,10 @@ def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_outpu
     size = patch_size(rf, cfg.patch_size)
     boxes = rf.boxes(pos)
     np.save(out / "boxes.npy", boxes)
-    heat_kind = top_images(ctx, layer, rf, ids, boxes, size, out)
+    pics = top_images(ctx, layer, rf, ids, boxes, size, out)
+    heat_kind = pics["heatmap"]
     seconds["patches_heatmaps"] = time.time() - t0
+    seconds["encode"] = pics["encode_s"]
 
     iou, dissect_info = None, None
     if dissected:
@@ -116,50 +127,86 @@ def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_outpu
         unit_labels = top_class_labels(ids, labels, class_names)
     write_json(out / "labels.json", unit_labels)
     write_json(out / "stats.json", rows)
-    t = thumbs(ctx).shape[1]
     write_json(out / "meta.json", {
         "layer": layer.name, "alias": layer.alias, "kind": layer.kind, "shape": list(layer.shape),
         "k": int(ids.shape[1]), "receptive_field": rf.summary(), "patch_size": size,
-        "patch_window": list(rf.size), "heatmap_size": t, "heatmap": heat_kind, "bins": cfg.hist_bins,
+        "patch_window": list(rf.size), "input_size": int(ctx.spec.input_size), "heatmap_size": pics["display_size"],
+        "heatmap": heat_kind, "bins": cfg.hist_bins,
+        **{key: pics[key] for key in ("heat_grid", "display_size", "format", "quality", "ext", "encoder", "patches",
+                                      "sheet_units", "sheet_thumb", "sheets")},
         "heatmap_scale": "per unit" if heat_kind == "activation" else "per image",
         "label_method": unit_labels[0]["method"] if unit_labels else None, "dissect": dissect_info,
         "stats_over": "per-image unit maxima (spatial max for conv units)",
         "selectivity": "class selectivity index (mu_max - mu_rest) / (mu_max + mu_rest) over ReLU'd class means",
         "dead": "never above zero over the data set (or never finite); constant: never changes"})  # timings go to summary.json: artifacts stay deterministic
-    return {**{f"{k}_s": round(v, 2) for k, v in seconds.items()}, "units": layer.units, "dead": sum(r["dead"] for r in rows),
+    return {**{f"{k}_s": round(v, 2) for k, v in seconds.items()}, "units": layer.units, "views": pics["views"],
+            "view_bytes": pics["view_bytes"], "sheet_bytes": pics["sheet_bytes"], "dead": sum(r["dead"] for r in rows),
             "labelled": sum(r["label"] is not None for r in unit_labels),
             "method": unit_labels[0]["method"] if unit_labels else None}
 
 
-def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes: np.ndarray,
-               size: int, out: Path) -> str:
-    """Write patches.npy and heatmaps.npy from one pass over the unique top images.
+def display_size(ctx) -> int:
+    """D: the side of stored top images; the configured size, else the model's input size
+    (at most MAX_DISPLAY), never more than the input (nothing is magnified)."""
+    s = int(ctx.spec.input_size)
+    return min(s, int(ctx.cfg.display_size or MAX_DISPLAY))
 
-    Returns what the heatmaps show: 'activation', 'saliency', 'gradcam' or 'none'."""
+
+def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes: np.ndarray,
+               size: int, out: Path) -> dict:
+    """Write the layer's pictures from one pass over its unique top images, each decoded once:
+
+    - `views/<id>.<ext>`: each top image as the model sees it, at the display size, encoded
+      once (stored once however many units keep it);
+    - `heat.npy` uint8 (C, k, h, w): the heatmap as a small grid in 0..255 (conv: the unit's
+      activation map, one scale per unit; fc: Grad-CAM or saliency grid, one scale per image),
+      drawn over the view in the browser;
+    - `sheets/top-<s>.<ext>` and `sheets/patch-<s>.<ext>`: each unit's first top image and
+      top patch as SHEET_THUMB-px tiles, SHEET_UNITS units per strip, for the layer grid.
+
+    Patches are not stored: a patch is the window of the view at the recorded box.
+    Returns facts for meta.json (heatmap kind, grid shape, encode seconds, bytes)."""
+    cfg = ctx.cfg
     units, k = ids.shape
-    small = thumbs(ctx)
-    t = small.shape[1]
-    patches = np.lib.format.open_memmap(out / "patches.npy", mode="w+", dtype=np.uint8, shape=(units, k, size, size, 3))
-    heatmaps = np.lib.format.open_memmap(out / "heatmaps.npy", mode="w+", dtype=np.uint8, shape=(units, k, t, t, 3))
+    s_in = int(ctx.spec.input_size)
+    d = display_size(ctx)
+    fmt, quality = cfg.image_format, cfg.image_quality
+    ext = codec.EXT[fmt]
     conv = layer.kind == "conv"
     kind = heatmap_kind(ctx, layer)
-    head = split_head(ctx.model, layer.name, ctx.spec.input_size) if kind == "gradcam" else None
+    head = split_head(ctx.model, layer.name, s_in) if kind == "gradcam" else None
     if kind == "gradcam" and head is None:
         kind = "saliency"  # no clean cut below the layer (e.g. a skip connection around it)
-    maps = np.zeros((units, k, *layer.shape[1:]), dtype=np.float32) if conv else None
+    grid = {"activation": tuple(layer.shape[1:]), "gradcam": tuple(head.cut_shape[1:]) if head else None,
+            "saliency": (min(SALIENCY_GRID, s_in),) * 2, "none": None}[kind]
+    maps = np.zeros((units, k, *grid), dtype=np.float32) if grid else None
     net = extractor(ctx.model, [head.cut if head else layer.name]) if kind != "none" else None
+    whole = tuple(rf.size) == (s_in, s_in)  # the field is the whole image: patches are the views
+    t = min(SHEET_THUMB, d)  # never magnified
+    sheet_top = np.zeros((units, t, t, 3), np.uint8)
+    sheet_patch = None if whole else np.zeros((units, t, t, 3), np.uint8)
+    (out / "views").mkdir()
+    encode_s, view_bytes = 0.0, 0
     flat = ids.ravel()
     order = np.argsort(flat, kind="stable")
     sorted_ids = flat[order]
-    bs = ctx.cfg.batch_size
+    bs = cfg.batch_size
     for batch_ids, images in display_batches(ctx, np.unique(flat), bs):
         lo, hi = np.searchsorted(sorted_ids, batch_ids[0]), np.searchsorted(sorted_ids, batch_ids[-1], side="right")
         pairs = order[lo:hi]
         us, rs = pairs // k, pairs % k
         rows = np.searchsorted(batch_ids, flat[pairs])
         pixels = images.permute(0, 2, 3, 1).numpy()
-        for u, r, b in zip(us, rs, rows):
-            patches[u, r] = crop_patch(pixels[b], boxes[u, r], rf.size, size)
+        t0 = time.perf_counter()
+        for i, px in zip(batch_ids.tolist(), pixels):
+            blob = codec.encode(codec.resize(px, d), fmt, quality)
+            (out / "views" / f"{i}.{ext}").write_bytes(blob)
+            view_bytes += len(blob)
+        encode_s += time.perf_counter() - t0
+        for u, b in zip(us[rs == 0], rows[rs == 0]):
+            sheet_top[u] = codec.resize(pixels[b], t)
+            if sheet_patch is not None:
+                sheet_patch[u] = crop_patch(pixels[b], boxes[u, 0], rf.size, t)
         if kind == "activation":
             with torch.inference_mode():
                 act = net(model_input(ctx.spec, images, ctx.device))[layer.name]
@@ -171,8 +218,7 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
                 sl = slice(start, start + bs)
                 cam = gradcam(head.module, cut[torch.from_numpy(rows[sl]).to(cut.device)],
                               torch.from_numpy(us[sl]).to(cut.device))
-                heat = upsample(cam, t).clamp(0, 1).cpu().numpy()
-                heatmaps[us[sl], rs[sl]] = overlay(small[flat[pairs[sl]]], heat)
+                maps[us[sl], rs[sl]] = cam.clamp(0, 1).cpu().numpy()
         elif kind == "saliency":
             for start in range(0, len(pairs), bs):
                 sl = slice(start, start + bs)
@@ -180,17 +226,23 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
                 with torch.enable_grad():
                     y = net(x)[layer.name]
                     y[torch.arange(len(x), device=y.device), torch.from_numpy(us[sl]).to(y.device)].sum().backward()
-                heat = saliency(x.grad.detach(), t).cpu().numpy()
-                heatmaps[us[sl], rs[sl]] = overlay(small[flat[pairs[sl]]], heat)
-        else:
-            heatmaps[us, rs] = small[flat[pairs]]
-    if conv:
-        chunk = max(1, (64 << 20) // (k * t * t * 4))
-        for start in range(0, units, chunk):
-            up = upsample(torch.from_numpy(maps[start:start + chunk]), t).numpy()
-            heat = unit_scale(up)
-            heatmaps[start:start + chunk] = overlay(small[ids[start:start + chunk].ravel()].reshape(*heat.shape, 3), heat)
-    patches.flush()
-    heatmaps.flush()
-    del patches, heatmaps
-    return kind
+                maps[us[sl], rs[sl]] = saliency(x.grad.detach(), grid[0]).cpu().numpy()
+    if maps is not None:
+        heat = unit_scale(maps) if conv else np.nan_to_num(maps, nan=0.0)
+        np.save(out / "heat.npy", np.clip(np.round(heat * 255), 0, 255).astype(np.uint8))
+    (out / "sheets").mkdir()
+    t0 = time.perf_counter()
+    sheet_bytes = 0
+    for name, tiles in (("top", sheet_top), ("patch", sheet_patch)):
+        if tiles is None:
+            continue
+        for sidx, a in enumerate(range(0, units, SHEET_UNITS)):
+            blob = codec.encode(codec.strip(tiles[a:a + SHEET_UNITS]), fmt, quality)
+            (out / "sheets" / f"{name}-{sidx}.{ext}").write_bytes(blob)
+            sheet_bytes += len(blob)
+    encode_s += time.perf_counter() - t0
+    return {"heatmap": kind, "heat_grid": list(grid) if grid else None, "display_size": d, "format": fmt,
+            "quality": quality, "ext": ext, "encoder": codec.encoder_version(fmt, quality),
+            "patches": "view" if whole else "window", "sheet_units": SHEET_UNITS, "sheet_thumb": t,
+            "sheets": ["top"] + ([] if whole else ["patch"]), "encode_s": encode_s,
+            "view_bytes": view_bytes, "sheet_bytes": sheet_bytes, "views": int(len(np.unique(flat)))}

@@ -1,0 +1,116 @@
+"""Evidence at the model's resolution, on real photos (shorter side 320 px, 224-px input):
+stored views are the model's view, not magnified thumbnails; a patch is, pixel for pixel
+within the codec's error, the crop of the model-resolution image at the recorded box; the
+site links the stage's encoded files instead of encoding them again."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from atlas.config import Config
+from atlas.context import Context
+from atlas.data.loader import display_transform
+from atlas.evidence.codec import decode
+from atlas.evidence.patches import crop_patch
+from atlas.evidence.pictures import load
+from atlas.render.build import render_site
+from atlas.stages import dataset, evidence, topk
+from atlas.stages.base import run_stage
+from atlas.stages.store import RunStore, read_json
+
+PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "photos"
+pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason="needs ../shared/data/photos")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return 10 * np.log10(255 ** 2 / mse) if mse > 0 else float("inf")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photo-run")
+    cfg = Config(model="alexnet", weights="random", data=str(PHOTOS), data_limit=16, topk=3,
+                 layers=["conv5", "fc8"], out=str(root), maps=False, workers=0, batch_size=8, device="cpu", fc_heatmaps="none")
+    ctx = Context(cfg, RunStore(root))
+    for factory in (dataset.make, topk.make, evidence.make):
+        made = factory(ctx)
+        for stage in made if isinstance(made, list) else [made]:
+            run_stage(ctx, stage)
+    return ctx
+
+
+def model_view(ctx, image_id: int) -> np.ndarray:
+    """The model's view of an image, decoded here independently of the stages."""
+    items = read_json(ctx.store.stage_dir("dataset") / "images.json")["items"]
+    with Image.open(PHOTOS / items[image_id]["desc"]) as im:
+        x = display_transform(ctx.spec)(im.convert("RGB"))
+    return x.permute(1, 2, 0).numpy()
+
+
+def test_views_are_the_model_view_not_a_thumbnail(run):
+    thumbs = np.load(run.store.stage_dir("dataset") / "thumbs.npy")
+    assert thumbs.shape[1] < 224
+    folder = run.store.stage_dir("evidence/features.10")
+    pics = load(folder)
+    assert pics.geometry.display_size == 224 and pics.geometry.input_size == 224
+    ids = np.load(run.store.stage_dir("topk") / "features.10" / "ids.npy")
+    for i in np.unique(ids)[:6]:
+        view = pics.view(int(i))
+        assert view.shape == (224, 224, 3)
+        truth = model_view(run, int(i))
+        upscaled = np.asarray(Image.fromarray(thumbs[i]).resize((224, 224), Image.BICUBIC))
+        assert psnr(view, truth) > 30                       # only the codec's error
+        assert psnr(view, truth) > psnr(upscaled, truth) + 6  # far sharper than a magnified thumbnail
+
+
+def test_patch_is_the_crop_at_the_recorded_box(run):
+    folder = run.store.stage_dir("evidence/features.10")
+    meta = read_json(folder / "meta.json")
+    pics = load(folder)
+    window = tuple(meta["patch_window"])
+    assert meta["patch_size"] == max(window) >= 128   # conv5: its field's own resolution, no resampling
+    ids = np.load(run.store.stage_dir("topk") / "features.10" / "ids.npy")
+    boxes = np.load(folder / "boxes.npy")
+    for u in (0, 5, 100):
+        for r in range(ids.shape[1]):
+            got = pics.patch(u, r)
+            want = crop_patch(model_view(run, int(ids[u, r])), boxes[u, r], window, meta["patch_size"])
+            assert got.shape == want.shape == (meta["patch_size"],) * 2 + (3,)
+            assert psnr(got, want) > 30, (u, r)
+            assert np.abs(got.astype(int) - want.astype(int)).mean() < 4
+
+
+def test_heat_grids_and_sheets(run):
+    conv = load(run.store.stage_dir("evidence/features.10"))
+    assert conv.heat.shape == (256, 3, 13, 13) and conv.heat.dtype == np.uint8
+    assert (conv.heat.reshape(256, -1).max(1)[conv.heat.reshape(256, -1).max(1) > 0] == 255).all()  # per unit
+    fc = load(run.store.stage_dir("evidence/classifier.6"))
+    assert fc.meta["patches"] == "view" and fc.meta["sheets"] == ["top"]   # fc8's field is the whole image
+    assert fc.heat is None and fc.meta["heatmap"] == "none"   # fc_heatmaps = none (Grad-CAM costs minutes here)
+    sheets = conv.sheet_paths("patch")
+    assert len(sheets) == 1
+    strip = decode(sheets[0].read_bytes())
+    assert strip.shape == (112, 256 * 112, 3)
+
+
+def test_site_links_the_stage_files(run):
+    report = render_site(run.store.root)
+    site = report.out
+    folder = run.store.stage_dir("evidence/features.10")
+    ids = np.load(run.store.stage_dir("topk") / "features.10" / "ids.npy")
+    i = int(ids[0, 0])
+    page = (site / "layers" / "features.10" / "0.html").read_text()
+    assert f"../../img/view/{i}.jpg" in page and "canvas class=\"heat\"" in page
+    linked, stored = site / "img" / "view" / f"{i}.jpg", folder / "views" / f"{i}.jpg"
+    assert linked.read_bytes() == stored.read_bytes() and not linked.is_symlink()
+    assert os.stat(linked).st_ino == os.stat(stored).st_ino   # a hard link on one file system
+    assert (site / "img" / "features.10" / "patch-0.jpg").is_file()
+    with Image.open(linked) as im:
+        assert im.size == (224, 224)
+    image_page = (site / "images" / f"{i}.html").read_text()
+    assert f"../img/view/{i}.jpg" in image_page and "the model&#39;s view, 224×224 px" in image_page
