@@ -1,7 +1,8 @@
-"""Are the feature visualizations any good? Recognizability and activation, per prior.
+"""Are the feature visualizations any good? Naturalness, recognizability and activation, per prior.
 
     python benchmarks/fidelity.py                      # the world network (default)
-    python benchmarks/fidelity.py --dataset cifar10    # needs cifarnet, cifarnet-judge, cifarnet-generator
+    python benchmarks/fidelity.py --quick              # at the quick demo's budget (40 iterations each)
+    python benchmarks/fidelity.py --dataset cifar10    # needs cifarnet, its judges and generator
 
 For every output (fc8) unit and seed, each prior synthesizes an image (the featvis stage's
 code path and settings). Then:
@@ -9,9 +10,21 @@ code path and settings). Then:
   (the judge: other seed and width, never the visualized network) names the unit's class;
 - act_ratio[prior]: the unit's activation for its synthesized image over its activation
   for its best real held-out image (mean over units of the seeds' mean);
+- naturalness[prior]: KID (kernel inception distance, Binkowski et al. 2018) between the
+  prior's images of each class and real held-out images of that class, in the judge's
+  penultimate feature space (scaled by one constant, the real images' RMS feature),
+  averaged over classes (lower is more natural). KID rather
+  than FID: it is an unbiased estimate (the squared MMD under a cubic polynomial kernel),
+  so it means the same with a handful of images per class as with thousands, where FID is
+  biased by the sample size. naturalness_ci is a 95% bootstrap interval (images resampled
+  within each class); naturalness_real is the same KID for as many real held-out images
+  per class, not those of the reference (the floor a prior could reach);
 - classifier_accuracy: the judge's accuracy on real held-out images (how much its verdict
   is worth); model_accuracy: the same for the visualized network.
-The last line printed is one JSON object.
+The judge is a small ResNet (atlas/models/judge_resnet.py, scripts/train_judge.py) when
+its file is there: another architecture than the visualized AlexNet-style network; else
+the older judge of the visualized network's own architecture (other seed and width). The
+JSON's `judge` names the file used. The last line printed is one JSON object.
 
 A data set is a `Setup` in SETUPS: which model is visualized, which judge and generator
 files (in atlas/weights) are used, and where held-out real images come from. Adding one is
@@ -33,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from atlas.config import Config  # noqa: E402
+from atlas.config import Config, from_dict, quick, tomllib  # noqa: E402
 from atlas.data.loader import make_loader, model_transform  # noqa: E402
 from atlas.data.sources import FolderSource, Source, TorchvisionSource, WorldSource  # noqa: E402
 from atlas.models import get_spec, load_model  # noqa: E402
@@ -44,23 +57,29 @@ from atlas.priors.target import NetTarget, to_uint8  # noqa: E402
 from atlas.resources import weights_path  # noqa: E402
 from atlas.stages.featvis import element_seed, optimize, prior_settings  # noqa: E402
 from atlas.priors.genfile import load_generator  # noqa: E402
+from atlas.config import QUICK_ITERS  # noqa: E402
+from atlas.data.loader import display_transform  # noqa: E402
+from atlas.models.judge_resnet import JudgeResNet  # noqa: E402
+from atlas.priors.maco import data_spectrum  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Setup:
     model: str                 # registered model name (visualized)
     judge: str                 # weight file in atlas/weights (WorldNet architecture, self-describing)
+    resnet_judge: str          # the ResNet judge's file (preferred when present)
     generator: str             # generator file in atlas/weights
     held_out: Callable[[int], Source]
     output_node: str = "classifier.fc8"
 
 
 SETUPS = {
-    "world": Setup("worldnet", "worldnet-judge.pt", "worldnet-generator.pt",
+    "world": Setup("worldnet", "worldnet-judge.pt", "worldnet-resnet-judge.pt", "worldnet-generator.pt",
                    lambda n: WorldSource(seed=2, count=n, size=32)),
     # train the three files with scripts/train_cifarnet.py (model and judge: another --seed and --width)
     # and `atlas train-generator --model cifarnet --data <CIFAR-10 folder>`
-    "cifar10": Setup("cifarnet", "cifarnet-judge.pt", "cifarnet-generator.pt", lambda n: cifar10_test(n)),
+    "cifar10": Setup("cifarnet", "cifarnet-judge.pt", "cifarnet-resnet-judge.pt", "cifarnet-generator.pt",
+                     lambda n: cifar10_test(n)),
 }
 CIFAR10_FOLDER = Path(__file__).resolve().parents[2] / "shared/data/cifar10/test"  # this workplace's copy
 
@@ -77,39 +96,83 @@ def cifar10_test(n: int) -> Source:
 
 def load_judge(path: Path) -> torch.nn.Module:
     payload = load_payload(path)
-    model = WorldNet(**payload["config"])
+    model = (JudgeResNet if payload.get("arch") == "judge_resnet" else WorldNet)(**payload["config"])
     model.load_state_dict(load_state_dict_file(path))
     return prepare_for_probing(model)
 
 
+def judge_logits_and_features(judge: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The judge's logits and penultimate features (a ResNet's pooled last stage, a WorldNet's relu7)."""
+    if isinstance(judge, JudgeResNet):
+        f = judge.features(x)
+        return judge.fc(f), f
+    f = judge.classifier[:-1](torch.flatten(judge.features(x), 1))
+    return judge.classifier[-1](f), f
+
+
+def kid(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased squared MMD with KID's kernel k(a, b) = (a.b / d + 1)^3 (x: m x d, y: n x d)."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    d = x.shape[1]
+    kxx, kyy, kxy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
+    m, n = len(x), len(y)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2 * kxy.mean())
+
+
+def class_kid(fake: dict[int, np.ndarray], real: dict[int, np.ndarray], boot: int = 200,
+              seed: int = 0) -> tuple[float, list[float]]:
+    """KID averaged over classes, and a 95% bootstrap interval (images resampled per class)."""
+    classes = sorted(fake)
+    value = float(np.mean([kid(fake[c], real[c]) for c in classes]))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(boot):
+        vals = []
+        for c in classes:
+            f = fake[c][rng.integers(0, len(fake[c]), len(fake[c]))]
+            r = real[c][rng.integers(0, len(real[c]), len(real[c]))]
+            vals.append(kid(f, r))
+        draws.append(np.mean(vals))
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return value, [round(float(lo), 4), round(float(hi), 4)]
+
+
 @torch.no_grad()
-def real_pass(source: Source, spec, nets: dict, node: str, batch: int = 256):
-    """Accuracy of each net and the visualized net's best activation per output unit."""
+def real_pass(source: Source, spec, model, judge, node: str, batch: int = 256):
+    """Accuracy of the judge and of the model, the model's best activation per output
+    unit, and the judge's features of every image (N, d)."""
     loader = make_loader(source, model_transform(spec), batch, workers=0)
     labels = torch.tensor(source.labels)
-    correct = {k: 0 for k in nets}
-    best = None
+    correct = {"judge": 0, "model": 0}
+    best, feats = None, []
     for x, ids in loader:
-        for k, (net, is_model) in nets.items():
-            out = net(x)
-            logits = out[node] if isinstance(out, dict) else out
-            correct[k] += int((logits.argmax(1) == labels[ids]).sum())
-            if is_model:
-                m = logits.max(0).values
-                best = m if best is None else torch.maximum(best, m)
-    return {k: v / len(source) for k, v in correct.items()}, best
+        out = model(x)
+        logits = out[node] if isinstance(out, dict) else out
+        correct["model"] += int((logits.argmax(1) == labels[ids]).sum())
+        m = logits.max(0).values
+        best = m if best is None else torch.maximum(best, m)
+        jl, jf = judge_logits_and_features(judge, x)
+        correct["judge"] += int((jl.argmax(1) == labels[ids]).sum())
+        feats.append(jf.numpy())
+    return {k: v / len(source) for k, v in correct.items()}, best, np.concatenate(feats)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="world", choices=sorted(SETUPS))
-    ap.add_argument("--seeds", type=int, default=4, help="images per unit and prior")
-    ap.add_argument("--priors", nargs="+", default=["dgn", "fourier", "pixel"])
+    ap.add_argument("--seeds", type=int, default=8, help="images per unit and prior")
+    ap.add_argument("--priors", nargs="+", default=["dgn", "fourier", "pixel", "maco"])
     ap.add_argument("--held-out", type=int, default=2000, help="real held-out images")
-    ap.add_argument("--dgn-iters", type=int, default=Config.dgn_iters)
-    ap.add_argument("--pixel-iters", type=int, default=Config.pixel_iters)
-    ap.add_argument("--fourier-iters", type=int, default=Config.fourier_iters)
-    ap.add_argument("--dgn-clip-image", action=argparse.BooleanOptionalAction, default=Config.dgn_clip_image,
+    ap.add_argument("--quick", action="store_true",
+                    help=f"every prior at the quick demo's budget ({QUICK_ITERS} iterations, `atlas demo --quick`)")
+    ap.add_argument("--judge", choices=["resnet", "same-arch"], default="resnet",
+                    help="the ResNet judge (when its file exists) or the visualized network's architecture")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="prior config keys, as `atlas run --set` (e.g. dgn_iters=100 maco_lr=0.5)")
+    for key in ("dgn_iters", "pixel_iters", "fourier_iters", "maco_iters"):
+        ap.add_argument("--" + key.replace("_", "-"), type=int, help=f"the config key {key}")
+    ap.add_argument("--dgn-clip-image", action=argparse.BooleanOptionalAction, default=None,
                     help="clamp G's images to 0..1 before the network sees them (the atlas default); "
                          "--no-dgn-clip-image is act_max.py exactly")
     ap.add_argument("--threads", type=int)
@@ -118,7 +181,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     setup = SETUPS[args.dataset]
-    missing = [f for f in (setup.judge, setup.generator) if not weights_path(f).is_file()]
+    judge_file = setup.resnet_judge if args.judge == "resnet" and weights_path(setup.resnet_judge).is_file() \
+        else setup.judge
+    if args.judge == "resnet" and judge_file != setup.resnet_judge:
+        print(f"note: {setup.resnet_judge} not found (scripts/train_judge.py); judging with {setup.judge}, "
+              "of the visualized network's own architecture", flush=True)
+    missing = [f for f in (judge_file, setup.generator) if not weights_path(f).is_file()]
     spec = get_spec(setup.model)
     if setup.model != "worldnet" and not weights_path(f"{setup.model}.pt").is_file():
         missing.insert(0, f"{setup.model}.pt")
@@ -127,48 +195,78 @@ def main() -> None:
                          f"{', '.join(missing)} (train them first; see SETUPS in {Path(__file__).name})")
     t0 = time.time()
     model = load_model(spec)
-    judge = load_judge(weights_path(setup.judge))
+    judge = load_judge(weights_path(judge_file))
     target = NetTarget(model, spec, channels_last=True)
     judge_target = NetTarget(judge, spec)
     n_units = len(spec.class_names)
     S = args.seeds
-    cfg = Config(dgn_iters=args.dgn_iters, pixel_iters=args.pixel_iters, fourier_iters=args.fourier_iters,
-                 dgn_clip_image=args.dgn_clip_image)
-    settings = prior_settings(cfg)
-    bundle = load_generator(weights_path(setup.generator)) if "dgn" in args.priors else None
-    if bundle is not None:
-        bundle.net.to(memory_format=torch.channels_last)
+    overrides = {k: getattr(args, k) for k in ("dgn_iters", "pixel_iters", "fourier_iters", "maco_iters",
+                                               "dgn_clip_image") if getattr(args, k) is not None}
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        overrides[key] = tomllib.loads(f"v = {raw}")["v"]
+    cfg = from_dict(overrides)
+    if args.quick:
+        cfg = quick(cfg)
+    settings = prior_settings(cfg, args.priors)
 
-    accuracy, best_real = real_pass(setup.held_out(args.held_out), spec,
-                                    {"judge": (judge, False), "model": (model, True)}, setup.output_node)
+    held_out = setup.held_out(args.held_out)
+    accuracy, best_real, real_feats = real_pass(held_out, spec, model, judge, setup.output_node)
+    real_labels = np.asarray(held_out.labels)
+    # one fixed scale for every feature (the real images' RMS), so the kernel's a.b / d is O(1)
+    feat_scale = float(np.sqrt((real_feats.astype(np.float64) ** 2).mean()))
+    real_feats = real_feats / feat_scale
+    resources = {}
+    if "dgn" in args.priors:
+        bundle = load_generator(weights_path(setup.generator))
+        bundle.net.to(memory_format=torch.channels_last)
+        resources["dgn"] = bundle
+    if "maco" in args.priors:  # the spectrum of the held-out images: the run's own data set
+        tf = display_transform(spec)
+        resources["maco"] = {"magnitude": data_spectrum(np.stack(
+            [tf(held_out.load(i)).permute(1, 2, 0).numpy() for i in range(min(512, len(held_out)))]))}
+    reference = {c: real_feats[real_labels == c][::2] for c in range(n_units)}
     units = torch.arange(n_units).repeat_interleave(S)
     seeds = [element_seed(cfg.seed, setup.output_node, u, s) for u in range(n_units) for s in range(S)]
     objective = unit_objective(setup.output_node, units)
-    recog, ratio, ratio_median, act_mean, sheet_rows = {}, {}, {}, {}, []
+    recog, ratio, ratio_median, act_mean, nat, nat_ci, info, sheet_rows = {}, {}, {}, {}, {}, {}, {}, []
     for prior in args.priors:
-        images = optimize(prior, target, objective, seeds, settings[prior], bundle if prior == "dgn" else None).images
-        stored = to_uint8(images)
+        t1 = time.time()
+        res = optimize(prior, target, objective, seeds, settings[prior], resources.get(prior))
+        stored = to_uint8(res.images)
         acts = target.activations_of_uint8(stored, objective).view(n_units, S)
         with torch.no_grad():
             x = stored.permute(0, 3, 1, 2).float() / 255.0
-            verdict = judge(judge_target.normalize(x)).argmax(1)
-        recog[prior] = round(float((verdict == units).float().mean()), 4)
+            logits, feats = judge_logits_and_features(judge, judge_target.normalize(x))
+        recog[prior] = round(float((logits.argmax(1) == units).float().mean()), 4)
+        fake = {c: feats.numpy()[(units == c).numpy()] / feat_scale for c in range(n_units)}
+        value, nat_ci[prior] = class_kid(fake, reference)
+        nat[prior] = round(value, 4)
         r = acts.mean(1) / best_real
         ratio[prior], ratio_median[prior] = round(float(r.mean()), 3), round(float(r.median()), 3)
         act_mean[prior] = round(float(acts.mean()), 3)
+        info[prior] = {**res.info, "seconds": round(time.time() - t1, 1)}
         sheet_rows.append(np.concatenate(list(stored.numpy()), axis=1))
-        print(f"{prior}: recognizability {recog[prior]:.3f}, act ratio {ratio[prior]:.2f}", flush=True)
+        print(f"{prior}: naturalness (KID) {nat[prior]:.4f} {nat_ci[prior]}, recognizability {recog[prior]:.3f}, "
+              f"act ratio {ratio[prior]:.2f}", flush=True)
     if args.save_sheet:
         from PIL import Image
         img = Image.fromarray(np.concatenate(sheet_rows, axis=0))
         img.resize((img.width * 2, img.height * 2), Image.NEAREST).save(args.save_sheet)
-    result = {"dataset": args.dataset, "recognizability": recog, "act_ratio": ratio,
+    # the floor: as many other real images per class (the odd ones) against the reference (the even ones)
+    floor, floor_ci = class_kid({c: real_feats[real_labels == c][1::2][:S] for c in range(n_units)}, reference)
+    result = {"dataset": args.dataset, "naturalness": nat, "naturalness_ci": nat_ci,
+              "naturalness_real": round(floor, 4), "naturalness_real_ci": floor_ci,
+              "naturalness_measure": "KID (cubic kernel) in the judge's penultimate features, per class, mean",
+              "recognizability": recog, "act_ratio": ratio,
               "act_ratio_median": ratio_median, "act_mean": act_mean,
               "best_real_act_mean": round(float(best_real.mean()), 3),
               "classifier_accuracy": round(accuracy["judge"], 4), "model_accuracy": round(accuracy["model"], 4),
-              "units": n_units, "seeds": S, "priors": args.priors,
-              "iterations": {p: settings[p].iters for p in args.priors}, "dgn_clip_image": args.dgn_clip_image,
-              "model": setup.model, "judge": setup.judge, "generator": setup.generator,
+              "units": n_units, "seeds": S, "priors": args.priors, "quick": args.quick,
+              "iterations": {p: settings[p].iters for p in args.priors},
+              "dgn_clip_image": settings["dgn"].clip_image if "dgn" in settings else None,
+              "settings": {p: vars(settings[p]) for p in args.priors}, "timing": info,
+              "model": setup.model, "judge": judge_file, "generator": setup.generator,
               "held_out_images": args.held_out, "seconds": round(time.time() - t0, 1)}
     print(json.dumps(result))
 

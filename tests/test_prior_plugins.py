@@ -101,3 +101,41 @@ def test_a_prior_from_one_file_is_computed_stored_and_rendered(tmp_path):
     bad = subprocess.run(argv[:8] + [str(tmp_path / "bad"), "--set", "toy_iters=0"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "'toy_iters' must be at least 1" in bad.stderr
+
+
+def _tiny_generator(tmp_path):
+    from atlas.priors.generator import DeePSiM, family_config
+    from atlas.priors.genfile import CodeStats, GeneratorBundle, save_generator
+    path = tmp_path / "tiny-generator.pt"
+    g = DeePSiM(family_config(128, 32, width=8, fc_width=32)).init_weights(torch.Generator().manual_seed(0))
+    save_generator(path, GeneratorBundle(g, CodeStats(ub=torch.full((128,), 2.0)), {"code_node": "classifier.relu6"}))
+    return path
+
+
+def test_dgn_restarts_store_the_best_and_keep_the_last(tmp_path):
+    from atlas.context import Context
+    from atlas.stages import featvis
+    from atlas.stages.base import run_stage
+    from atlas.stages.store import RunStore
+    gen = _tiny_generator(tmp_path)
+    out = {}
+    for name, kw in {"plain": {}, "restarts": {"dgn_restarts": 3}, "best": {"dgn_keep": "best"}}.items():
+        cfg = C.Config(model="worldnet", layers=["fc8"], units_limit=3, seeds=2, dgn_iters=4,
+                       priors=["dgn"], featvis_batch=6, generator=str(gen), out=str(tmp_path / name), **kw)
+        ctx = Context(cfg, RunStore(cfg.out))
+        (stage,) = featvis.make(ctx)
+        run_stage(ctx, stage)
+        out[name] = ctx.store.stage_dir(stage.name)
+    assert not (out["plain"] / "dgn_last.npy").exists()
+    plain_img, plain_act = np.load(out["plain"] / "dgn.npy"), np.load(out["plain"] / "dgn_act.npy")
+    r_acts = np.load(out["restarts"] / "dgn_restart_acts.npy")
+    assert r_acts.shape == (3, 2, 3)
+    # restart 0 is act_max.py's run with the element's own seed: its last iterate is kept as such
+    np.testing.assert_array_equal(np.load(out["restarts"] / "dgn_last.npy"), plain_img)
+    # (restart_acts are the float images' objective; *_act.npy the stored uint8 image's)
+    np.testing.assert_allclose(r_acts[..., 0], plain_act, atol=0.05)
+    # the stored image is the best restart's
+    np.testing.assert_allclose(np.load(out["restarts"] / "dgn_act.npy"), r_acts.max(-1), atol=0.05)
+    best_act = np.load(out["best"] / "dgn_act.npy")
+    assert (best_act >= plain_act - 0.05).all()
+    np.testing.assert_array_equal(np.load(out["best"] / "dgn_last.npy"), plain_img)

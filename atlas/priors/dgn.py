@@ -69,6 +69,8 @@ class DGNResult:
     codes: torch.Tensor       # (B, D) the final codes
     acts: torch.Tensor        # (B,) the objective at the returned image
     iterations: torch.Tensor  # (B,) iterations run before stopping
+    best_images: torch.Tensor | None = None  # (B, 3, S, S) the iterate of highest objective
+    best_acts: torch.Tensor | None = None    # (B,) its objective
 
 
 def dgn_am(bundle: GeneratorBundle, target: NetTarget, objective: Objective, z0: torch.Tensor,
@@ -85,6 +87,7 @@ def dgn_am(bundle: GeneratorBundle, target: NetTarget, objective: Objective, z0:
     ran = torch.zeros(len(z), dtype=torch.long, device=dev)
     last_img = None
     last_act = torch.zeros(len(z), dtype=dtype, device=dev)
+    best_img, best_act = None, torch.full((len(z),), -float("inf"), dtype=dtype, device=dev)
     amp = (torch.autocast(dev.type, dtype=torch.bfloat16) if autocast and dev.type == "cuda"
            else contextlib.nullcontext())
     for i in range(n):
@@ -111,6 +114,9 @@ def dgn_am(bundle: GeneratorBundle, target: NetTarget, objective: Objective, z0:
         img = x0.detach().to(dtype)
         last_img = img if last_img is None else torch.where(upd.view(-1, 1, 1, 1), img, last_img)
         last_act = torch.where(active, act.detach().to(dtype), last_act)
+        better = active & (act.detach().to(dtype) > best_act)
+        best_img = img if best_img is None else torch.where(better.view(-1, 1, 1, 1), img, best_img)
+        best_act = torch.where(better, act.detach().to(dtype), best_act)
         ran = ran + active.long()
         active = active & ok_img & ok_code
         if progress is not None:
@@ -119,4 +125,4 @@ def dgn_am(bundle: GeneratorBundle, target: NetTarget, objective: Objective, z0:
             if progress is not None and n - i - 1 > 0:
                 progress(n - i - 1)
             break
-    return DGNResult(last_img, z.detach(), last_act, ran)
+    return DGNResult(last_img, z.detach(), last_act, ran, best_img, best_act)

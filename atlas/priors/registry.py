@@ -71,7 +71,8 @@ class Prior:
     settings: type                  # a frozen dataclass with an `iters` field
     keys: dict[str, str]            # flat config key -> settings field
     visualize: Callable[[Problem], Result]
-    stores: tuple[str, ...] = ()    # extra per-element arrays: <name>_<store>.npy
+    # extra per-element arrays, <name>_<store>.npy: names, or a function of the settings giving them
+    stores: tuple[str, ...] | Callable[[Any], tuple[str, ...]] = ()
     needs_data: bool = False
     uses_diversity: bool = True     # the featvis_diversity term applies to it
     column: str = ""                # a figure's column header (+ " s0"): "Fourier"; default: short
@@ -107,6 +108,9 @@ class Prior:
                 if isinstance(f.type, str) else f.type
             out.append((key, typ, self.defaults.get(key, f.default)))
         return out
+
+    def stores_for(self, settings: Any) -> tuple[str, ...]:
+        return tuple(self.stores(settings)) if callable(self.stores) else tuple(self.stores)
 
     def settings_from(self, cfg: Any) -> Any:
         """The settings dataclass with the declared keys' values from the config."""

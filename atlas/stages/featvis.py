@@ -182,7 +182,7 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
             acts = target.activations_of_uint8(stored, objective).cpu().numpy()
             seconds[prior] += time.time() - t0
             extra = {}
-            for name in entries[prior].stores:
+            for name in entries[prior].stores_for(settings[prior]):
                 a = res.arrays[name]
                 a = to_uint8(a).numpy() if name.startswith("images") or a.ndim == 4 else np.asarray(a.cpu())
                 extra[name] = a.reshape(u1 - u0, S, *a.shape[1:])
@@ -193,7 +193,7 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
     bar.close()
     summary: dict = {"units": units, "seeds": S}
     for prior in priors:
-        stores = entries[prior].stores
+        stores = entries[prior].stores_for(settings[prior])
         imgs, acts, extra = [], [], {name: [] for name in stores}
         for u0, u1 in chunks:
             with np.load(part / f"{prior}_{u0:05d}_{u1:05d}.npz") as z:
@@ -221,7 +221,7 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
             "input_size": ctx.spec.input_size, "seed": cfg.seed, "diversity": cfg.featvis_diversity,
             "settings": {p: vars(settings[p]) for p in priors},
             "labels": registry.labels(priors),
-            "stores": {p: list(entries[p].stores) for p in priors}, "generator": None}
+            "stores": {p: list(entries[p].stores_for(settings[p])) for p in priors}, "generator": None}
     for p in priors:
         if entries[p].describe is not None:
             meta.update(entries[p].describe(resources[p]))

@@ -82,13 +82,15 @@ def evaluate(model: nn.Module, pixels: np.ndarray, labels: np.ndarray, mean, std
 
 
 def train_classifier(train: Source, test: Source, cfg: TrainConfig, out: Path, arch: str,
-                     mean, std, workers: int = 2) -> dict:
-    """Train WorldNet on `train`, report held-out accuracy on `test`, save to `out`."""
+                     mean, std, workers: int = 2, build=None) -> dict:
+    """Train WorldNet (or `build(num_classes)`, a module with a `config` dict) on `train`,
+    report held-out accuracy on `test`, save to `out`."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     xtr, ytr = load_pixels(train, workers), np.asarray(train.labels)
     xte, yte = load_pixels(test, workers), np.asarray(test.labels)
-    model = WorldNet(num_classes=len(train.class_names), width=cfg.width, fc=cfg.fc, dropout=cfg.dropout)
+    model = build(len(train.class_names)) if build is not None else \
+        WorldNet(num_classes=len(train.class_names), width=cfg.width, fc=cfg.fc, dropout=cfg.dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(xtr) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch

@@ -17,6 +17,15 @@ class DGNSettings:
     decay: float = 0.99   # act_max.py's L2 (applied when 0 < decay < 1)
     clip: bool = True     # clip the code to [0, ub]
     clip_image: bool = False  # feed the network G(z) clamped to the displayable range (not in act_max.py)
+    # beyond act_max.py (each off by default in the dataclass, which is act_max.py's recipe):
+    restarts: int = 1         # independent codes per image, each `iters` long; the stored image is the best
+    keep: str = "last"        # "last" iterate (act_max.py) or the "best" iterate of a run
+
+    def __post_init__(self) -> None:
+        if self.keep not in ("last", "best"):
+            raise ValueError(f"'keep' must be 'last' or 'best', got {self.keep!r}")
+        if self.restarts < 1:
+            raise ValueError(f"'restarts' must be at least 1, got {self.restarts!r}")
 
 
 def generator_file(ctx) -> Path | None:
@@ -59,18 +68,46 @@ def describe(bundle) -> dict:
                           **{k: v for k, v in bundle.encoder.items() if isinstance(v, (str, int, float))}}}
 
 
+def restart_seed(seed: int, r: int) -> int:
+    """Restart r's code seed for an element (restart 0 is the element's own seed)."""
+    return int(seed) if r == 0 else (int(seed) * 1_000_003 + r * 7919) % (2 ** 63)
+
+
+def stores(settings: DGNSettings) -> tuple[str, ...]:
+    """What DGN-AM keeps beside the image: with restarts or the best iterate, the image is
+    no longer act_max.py's last iterate, so that one is kept too (`last`, the last iterate
+    of the first restart), with each restart's objective (`restart_acts`)."""
+    if settings.restarts == 1 and settings.keep == "last":
+        return ()
+    return ("last", "restart_acts")
+
+
 def visualize(problem: Problem) -> Result:
+    import torch
     from atlas.priors.dgn import dgn_am, initial_codes
-    t, bundle = problem.target, problem.resource
-    z0 = initial_codes(problem.seeds, bundle.code_dim, t.device, t.dtype)
-    res = dgn_am(bundle, t, problem.objective, z0, problem.settings, autocast=t.device.type == "cuda",
-                 progress=problem.progress)
-    return Result(res.images, info={"iterations_min": int(res.iterations.min())})
+    t, bundle, s = problem.target, problem.resource, problem.settings
+    best_img = best_act = last = None
+    acts = []
+    for r in range(s.restarts):
+        z0 = initial_codes([restart_seed(x, r) for x in problem.seeds], bundle.code_dim, t.device, t.dtype)
+        res = dgn_am(bundle, t, problem.objective, z0, s, autocast=t.device.type == "cuda",
+                     progress=(lambda k: problem.progress(k / s.restarts)) if problem.progress else None)
+        img, act = (res.best_images, res.best_acts) if s.keep == "best" else (res.images, res.acts)
+        last = res.images if last is None else last
+        acts.append(act)
+        if best_img is None:
+            best_img, best_act = img, act
+        else:
+            better = act > best_act
+            best_img = torch.where(better.view(-1, 1, 1, 1), img, best_img)
+            best_act = torch.where(better, act, best_act)
+    arrays = {"last": last, "restart_acts": torch.stack(acts, 1).float()} if stores(s) else {}
+    return Result(best_img, arrays, info={"iterations_min": int(res.iterations.min())})
 
 
 PRIOR = Prior(name="dgn", title="DGN-AM (generator prior)", short="DGN-AM", column="DGN", settings=DGNSettings,
               keys={"dgn_iters": "iters", "dgn_lr_start": "lr_start", "dgn_lr_end": "lr_end",
-                    "dgn_clip_image": "clip_image"},
+                    "dgn_clip_image": "clip_image", "dgn_restarts": "restarts", "dgn_keep": "keep"},
               # the atlas's defaults that depart from act_max.py (README: "DGN-AM's defaults")
               defaults={"dgn_clip_image": True},
-              visualize=visualize, uses_diversity=False, prepare=prepare, identity=identity, describe=describe)
+              visualize=visualize, stores=stores, uses_diversity=False, prepare=prepare, identity=identity, describe=describe)
