@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from atlas.config import Config
+from atlas.data.bigsources import ImageNetFolder, TorchvisionImageNet, WebDatasetSource, is_shard_folder
 from atlas.data.sources import DataError, FolderSource, Source, TorchvisionSource, WorldSource
 from atlas.models import load_model
 from atlas.models.layers import LayerInfo, node_names, resolve_layers
@@ -30,14 +31,23 @@ def make_source(cfg: Config) -> Source:
     """The configured data, before unusable images are dropped."""
     if cfg.data == "world":
         return WorldSource(seed=cfg.world_seed, count=cfg.world_count, size=32)
+    if cfg.data.startswith("webdataset:"):
+        return WebDatasetSource(cfg.data.split(":", 1)[1], limit=cfg.data_limit)
+    if cfg.data == "torchvision:ImageNet":
+        if not cfg.data_root:
+            raise DataError("torchvision:ImageNet needs data_root: the folder with meta.bin and train/ or val/")
+        return TorchvisionImageNet(cfg.data_root, split=cfg.data_split, limit=cfg.data_limit)
     if cfg.data.startswith("torchvision:"):
         root = cfg.data_root or str(Path.home() / ".cache" / "atlas" / "datasets")
         return TorchvisionSource(cfg.data.split(":", 1)[1], root, split=cfg.data_split,
                                  download=cfg.data_download, limit=cfg.data_limit)
     path = Path(cfg.data)
+    if (path.is_file() and path.suffix == ".tar") or is_shard_folder(path):
+        return WebDatasetSource(str(path), limit=cfg.data_limit)
     if not path.is_dir():
-        raise DataError(f"data {cfg.data!r} is neither 'world', 'torchvision:NAME', nor an existing folder")
-    return FolderSource(path, limit=cfg.data_limit)
+        raise DataError(f"data {cfg.data!r} is neither 'world', 'torchvision:NAME', 'webdataset:SHARDS', "
+                        f"nor an existing folder")
+    return ImageNetFolder(path, split=cfg.data_split, limit=cfg.data_limit)
 
 
 def build_model(spec: ModelSpec, weights: str | None) -> torch.nn.Module:

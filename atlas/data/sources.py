@@ -77,12 +77,13 @@ def _reason(exc: BaseException, path: Path) -> str:
     return f"cannot decode ({type(exc).__name__}: {msg})"
 
 
-def open_image(path: Path) -> Image.Image:
-    """Decode an image file fully, as RGB; raises DataError with the reason.
+def open_image(path, name: str | None = None) -> Image.Image:
+    """Decode an image file (a path, or a binary file object such as a tar member's bytes,
+    then `name` says what it is) fully, as RGB; raises DataError with the reason.
 
     Images over MAX_PIXELS are refused from their header, before any pixel is decoded
     (PIL itself refuses twice its own limit at open time)."""
-    path = Path(path)
+    path = Path(path) if isinstance(path, (str, os.PathLike)) else path
     try:
         with Image.open(path) as img:
             if img.width * img.height > MAX_PIXELS:
@@ -95,7 +96,7 @@ def open_image(path: Path) -> Image.Image:
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - every decoder failure becomes a reason
-        raise DataError(_reason(exc, path)) from exc
+        raise DataError(_reason(exc, path if isinstance(path, Path) else Path(name or "image"))) from exc
 
 
 def read_image(path: Path) -> Image.Image:

@@ -1,11 +1,17 @@
-"""Stage `dataset`: decide which images are usable, give them ids, keep display thumbnails."""
+"""Stage `dataset`: decide which images are usable, give them ids, keep display thumbnails.
+
+The source lists its files without decoding them (a folder walk, tar headers). This stage
+decodes each image once, in DataLoader workers, and writes its thumbnail straight into a
+memory-mapped `thumbs.npy`; a file that cannot be decoded is skipped and listed with its
+reason, in source order. Memory does not grow with the number of images beyond the lists
+of ids, labels and names."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from atlas.data.loader import display_transform
@@ -29,41 +35,65 @@ def make(ctx) -> Stage:
     return Stage("dataset", VERSION, params, run)
 
 
+class ThumbDataset(Dataset):
+    """(index, thumbnail uint8 (t, t, 3) or an empty array, reason or '') for every listed
+    image: decoded in DataLoader workers, so decoding overlaps the writing here."""
+
+    def __init__(self, src, to_display, size: int):
+        self.src, self.to_display, self.size = src, to_display, size
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int):
+        try:
+            img = self.src.load(i)
+        except DataError as exc:
+            return i, np.zeros((0,), np.uint8), str(exc)
+        arr = self.to_display(img).permute(1, 2, 0).numpy()
+        if arr.shape[0] != self.size:
+            arr = np.asarray(Image.fromarray(arr).resize((self.size, self.size), Image.BILINEAR))
+        return i, arr, ""
+
+
+def _as_list(batch):
+    return batch
+
+
 def run(ctx, out: Path, key: str) -> dict:
     src = ctx.raw_source
     size = thumb_size(ctx)
-    to_display = display_transform(ctx.spec)
-
-    def work(i: int):
-        try:
-            img = src.load(i)
-        except DataError as exc:
-            return None, str(exc)
-        arr = to_display(img).permute(1, 2, 0).numpy()
-        if arr.shape[0] != size:
-            arr = np.asarray(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
-        return arr, None
-
-    thumbs = np.lib.format.open_memmap(out / "thumbs_all.npy", mode="w+", dtype=np.uint8,
-                                       shape=(len(src), size, size, 3))
+    n = len(src)
+    # thumbnails go straight to a memory-mapped file as they are decoded (nothing of size
+    # images x pixels in memory); unusable rows are squeezed out afterwards, in blocks
+    work = out / "thumbs_all.npy"
+    thumbs = np.lib.format.open_memmap(work, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
     usable, skipped = [], list(src.skipped)
-    with ThreadPoolExecutor(max_workers=max(1, ctx.cfg.workers)) as pool:
-        for i, (arr, reason) in enumerate(tqdm(pool.map(work, range(len(src))), total=len(src),
-                                               desc="checking images", unit="img")):
-            fault_point("dataset:image")
-            if reason is None:
-                thumbs[len(usable)] = arr
-                usable.append(i)
-            else:
-                skipped.append({"path": src.descriptions[i], "reason": reason})
+    loader = DataLoader(ThumbDataset(src, display_transform(ctx.spec), size), batch_size=64, shuffle=False,
+                        num_workers=ctx.cfg.workers, collate_fn=_as_list,
+                        prefetch_factor=4 if ctx.cfg.workers > 0 else None)
+    with tqdm(total=n, desc="checking images", unit="img") as bar:
+        for batch in loader:
+            for i, arr, reason in batch:  # in source order, whatever the number of workers
+                fault_point("dataset:image")
+                if not reason:
+                    thumbs[len(usable)] = arr
+                    usable.append(i)
+                else:
+                    skipped.append({"path": src.descriptions[i], "reason": reason})
+            bar.update(len(batch))
     if not usable:
         first = f"; first: {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ""
         raise DataError(f"no usable image in {ctx.cfg.data} ({len(skipped)} skipped{first})")
-    kept = np.array(thumbs[:len(usable)])
-    del thumbs
-    (out / "thumbs_all.npy").unlink()
-    np.save(out / "thumbs.npy", kept)
-    items = [{"id": n, "label": src.labels[i], "desc": src.descriptions[i]} for n, i in enumerate(usable)]
+    final = np.lib.format.open_memmap(out / "thumbs.npy", mode="w+", dtype=np.uint8,
+                                      shape=(len(usable), size, size, 3))
+    for a in range(0, len(usable), 4096):
+        b = min(len(usable), a + 4096)
+        final[a:b] = thumbs[a:b]
+    final.flush()
+    del final, thumbs
+    work.unlink()
+    items = [{"id": n_, "label": src.labels[i], "desc": src.descriptions[i]} for n_, i in enumerate(usable)]
     write_json(out / "images.json", {"name": src.name, "fingerprint": src.fingerprint(),
                                      "class_names": list(src.class_names), "count": len(usable),
                                      "source_index": usable, "items": items})
