@@ -1,0 +1,44 @@
+"""The priors' benchmarks: fidelity's naturalness measure (KID) against hand-made feature
+sets, and vs_lucent's clear exit when Lucent is missing."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fidelity():
+    spec = importlib.util.spec_from_file_location("fidelity_bench", ROOT / "benchmarks" / "fidelity.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kid_is_unbiased_and_separates_distributions():
+    f = _fidelity()
+    rng = np.random.default_rng(0)
+    same = [f.kid(rng.normal(size=(8, 16)), rng.normal(size=(200, 16))) for _ in range(200)]
+    assert abs(np.mean(same)) < 3 * np.std(same) / np.sqrt(len(same))   # unbiased: mean 0 within noise
+    shifted = f.kid(rng.normal(0.7, 1, size=(8, 16)), rng.normal(size=(200, 16)))
+    assert shifted > np.percentile(same, 99)
+    # by hand, one image each side is not allowed (m - 1 = 0); two and two:
+    x, y = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 1.0], [0.0, 0.0]])
+    k = lambda a, b: (a @ b / 2 + 1) ** 3  # noqa: E731
+    expect = (2 * k(x[0], x[1])) / 2 + (2 * k(y[0], y[1])) / 2 - 2 * np.mean([k(a, b) for a in x for b in y])
+    assert np.isclose(f.kid(x, y), expect)
+    value, (lo, hi) = f.class_kid({0: rng.normal(1, 1, (8, 4))}, {0: rng.normal(size=(100, 4))}, boot=50)
+    assert lo <= value <= hi or np.isclose(value, lo) or np.isclose(value, hi)
+
+
+def test_vs_lucent_exits_clearly_without_lucent():
+    code = ("import sys, runpy; sys.modules['lucent'] = None; sys.argv = ['vs_lucent.py']; "
+            "runpy.run_path('benchmarks/vs_lucent.py', run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert "Lucent is not installed" in r.stderr and "pip install --no-deps torch-lucent==0.1.8" in r.stderr
