@@ -54,7 +54,9 @@ def relabel_one(run: Path, layer: str, unit: int) -> None:
     man = store.manifest(name)
     with store.writing(name, man["key"] + "-relabel", {k: man[k] for k in ("version", "params", "deps")}) as out:
         for f in old.iterdir():
-            if f.name not in ("manifest.json", "labels.json"):
+            if f.is_dir():   # views/, sheets/: the stage's encoded pictures
+                shutil.copytree(f, Path(out) / f.name, copy_function=os.link)
+            elif f.name not in ("manifest.json", "labels.json"):
                 os.link(f, Path(out) / f.name)  # same bytes, no copy
         labels = read_json(old / "labels.json")
         text = "texture:relabelled-b" if labels[unit].get("label") == "texture:relabelled-a" else "texture:relabelled-a"

@@ -73,6 +73,7 @@ def add_evidence(store: RunStore, layer: dict, k: int, patch: int, n_images: int
 
     def extra(out: Path) -> None:
         meta = write_layer(out, ids, boxes, heat, view, t, t, win, 64)
+        meta.pop("encode_s")
         write_json(out / "meta.json", {"layer": layer["name"], "k": k, **meta})
     _stage(store, f"evidence/{layer['name']}", {"layer": layer["name"]}, files, seconds=1.5, extra=extra)
 

@@ -107,15 +107,21 @@ def write_views(folder: Path, ids, pixels, fmt: str, quality: int, ext: str) -> 
     return total
 
 
-def write_sheets(folder: Path, kind: str, tiles: np.ndarray, per: int, fmt: str, quality: int, ext: str) -> int:
-    """Tiles (C, t, t, 3) -> folder/sheets/<kind>-<s>.<ext>, `per` units per strip."""
+def write_sheets(folder: Path, kind: str, tiles: np.ndarray, per: int, fmt: str, quality: int,
+                 ext: str) -> tuple[int, float]:
+    """Tiles (C, t, t, 3) -> folder/sheets/<kind>-<s>.<ext>, `per` units per strip.
+    Returns (bytes written, seconds spent encoding)."""
+    import time
     (folder / "sheets").mkdir(exist_ok=True)
-    total = 0
+    total, seconds = 0, 0.0
     for s, a in enumerate(range(0, len(tiles), per)):
-        blob = encode(strip(tiles[a:a + per]), fmt, quality)
+        px = strip(tiles[a:a + per])
+        t0 = time.perf_counter()
+        blob = encode(px, fmt, quality)
+        seconds += time.perf_counter() - t0
         (folder / "sheets" / f"{kind}-{s}.{ext}").write_bytes(blob)
         total += len(blob)
-    return total
+    return total, seconds
 
 
 def write_layer(out: Path, ids: np.ndarray, boxes: np.ndarray, heat: np.ndarray | None, view_bytes,
@@ -125,7 +131,8 @@ def write_layer(out: Path, ids: np.ndarray, boxes: np.ndarray, heat: np.ndarray 
     """A whole evidence folder's pictures from already encoded views (`view_bytes(id) ->
     bytes`, each view encoded once by the caller): views/, boxes.npy, heat.npy, sheets/.
     Used by synthetic runs (tests, benchmarks); the evidence stage writes the same files
-    while it streams the images. Returns the meta.json fields that describe them."""
+    while it streams the images. Returns the meta.json fields that describe them, and
+    `encode_s`: the seconds spent encoding the sheets (the views' encoding is the caller's)."""
     from atlas.evidence.codec import EXT, resize
     out = Path(out)
     ext = EXT[fmt]
@@ -150,10 +157,10 @@ def write_layer(out: Path, ids: np.ndarray, boxes: np.ndarray, heat: np.ndarray 
         top[u] = resize(img, t)
         if patch is not None:
             patch[u] = crop_patch(img, np.round(boxes[u, 0] * scale).astype(int), win, t)
-    write_sheets(out, "top", top, sheet_units, fmt, quality, ext)
+    encode_s = write_sheets(out, "top", top, sheet_units, fmt, quality, ext)[1]
     if patch is not None:
-        write_sheets(out, "patch", patch, sheet_units, fmt, quality, ext)
-    return {"input_size": input_size, "display_size": display_size, "patch_window": list(window),
+        encode_s += write_sheets(out, "patch", patch, sheet_units, fmt, quality, ext)[1]
+    return {"encode_s": encode_s, "input_size": input_size, "display_size": display_size, "patch_window": list(window),
             "patch_size": patch_size, "heat_grid": list(heat.shape[2:]) if heat is not None else None,
             "heatmap": heatmap if heat is not None else "none", "format": fmt, "quality": quality, "ext": ext,
             "patches": "view" if whole else "window", "sheet_units": sheet_units, "sheet_thumb": t,

@@ -18,6 +18,7 @@ from atlas.render import names
 from atlas.render.gather import LayerData, SiteData
 from atlas.render.tiles import tile_groups, tile_refs
 
+HEAT_NAMES = {"activation": "activation map", "gradcam": "Grad-CAM map", "saliency": "saliency map"}
 N_NEIGHBORS = 8
 N_EXCITES = 6
 CLASS_UNITS = 12
@@ -230,13 +231,14 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
     items = data.dataset["items"]
     ev = layer.evidence
     pics = ev.pictures if ev is not None else None
+    whole = None if pics is None else pics.meta.get("patches") == "view"   # the field is the whole image
     top = []
     for j, (i, v) in enumerate(zip(view.ids[u], view.values[u])):
         src = root + (names.view_file(i, pics.ext) if pics else names.data_png(i))
         rank = view.ranks[u][j] if view.ranks else j
         top.append({"id": i, "href": root + names.image_page(i), "src": src,
                     "cap": f"#{j + 1} · {fmt(v)}", "cls": class_name(data, items[i]["label"]),
-                    "patch": patch_style(pics.geometry, pics.boxes[u, rank], src) if pics else None,
+                    "patch": patch_style(pics.geometry, pics.boxes[u, rank], src) if whole is False else None,
                     "heat": heat_attrs(pics.heat[u, rank]) if pics is not None and pics.heat is not None else None})
     maxv = view.maxv[u]
     featvis = []
@@ -280,11 +282,11 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
         "nonfinite": int(layer.nonfinite[u]) if layer.nonfinite is not None else (stats or {}).get("nonfinite", 0),
         "dead": bool(layer.dead[u]) if layer.dead is not None else bool((stats or {}).get("dead")),
         "n_images": len(items),
-        "patch": pics is not None, "heat": pics is not None and pics.heat is not None,
+        "patch": pics is not None, "heat": pics is not None and pics.heat is not None, "whole_field": bool(whole),
         "patch_px": pics.geometry.patch_size if pics else 0, "view_px": pics.geometry.display_size if pics else 0,
         "pixelated": bool(pics and pics.geometry.patch_size > max(pics.geometry.window) * pics.geometry.display_size
                           / pics.geometry.input_size),
-        "heat_kind": str(pics.meta.get("heatmap", "")) if pics else "",
+        "heat_kind": HEAT_NAMES.get(str(pics.meta.get("heatmap", "")), "") if pics else "",
         "featvis": featvis, "crop": ", ".join(map(str, fv.meta["crop"])) if fv and u < fv.units
         and fv.meta.get("crop") else "",
         "hist": hist, "figure": figure,

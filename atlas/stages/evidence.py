@@ -26,6 +26,7 @@ from atlas.evidence.gradcam import gradcam, split_head
 from atlas.evidence import codec
 from atlas.evidence.heatmaps import saliency, unit_scale
 from atlas.evidence.images import display_batches, model_input
+from atlas.evidence.pictures import write_sheets
 from atlas.evidence.labels import class_labels, top_class_labels
 from atlas.evidence.patches import crop_patch, patch_size
 from atlas.evidence.receptive_field import VERSION as RF_VERSION
@@ -230,17 +231,11 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
     if maps is not None:
         heat = unit_scale(maps) if conv else np.nan_to_num(maps, nan=0.0)
         np.save(out / "heat.npy", np.clip(np.round(heat * 255), 0, 255).astype(np.uint8))
-    (out / "sheets").mkdir()
-    t0 = time.perf_counter()
     sheet_bytes = 0
     for name, tiles in (("top", sheet_top), ("patch", sheet_patch)):
-        if tiles is None:
-            continue
-        for sidx, a in enumerate(range(0, units, SHEET_UNITS)):
-            blob = codec.encode(codec.strip(tiles[a:a + SHEET_UNITS]), fmt, quality)
-            (out / "sheets" / f"{name}-{sidx}.{ext}").write_bytes(blob)
-            sheet_bytes += len(blob)
-    encode_s += time.perf_counter() - t0
+        if tiles is not None:
+            nbytes, seconds = write_sheets(out, name, tiles, SHEET_UNITS, fmt, quality, ext)
+            sheet_bytes, encode_s = sheet_bytes + nbytes, encode_s + seconds
     return {"heatmap": kind, "heat_grid": list(grid) if grid else None, "display_size": d, "format": fmt,
             "quality": quality, "ext": ext, "encoder": codec.encoder_version(fmt, quality),
             "patches": "view" if whole else "window", "sheet_units": SHEET_UNITS, "sheet_thumb": t,
