@@ -204,7 +204,10 @@ def main() -> None:
                                                "dgn_clip_image") if getattr(args, k) is not None}
     for item in args.set:
         key, _, raw = item.partition("=")
-        overrides[key] = tomllib.loads(f"v = {raw}")["v"]
+        try:
+            overrides[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            overrides[key] = raw  # a bare string, as `atlas run --set`
     cfg = from_dict(overrides)
     if args.quick:
         cfg = quick(cfg)

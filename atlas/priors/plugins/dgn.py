@@ -20,10 +20,13 @@ class DGNSettings:
     # beyond act_max.py (each off by default in the dataclass, which is act_max.py's recipe):
     restarts: int = 1         # independent codes per image, each `iters` long; the stored image is the best
     keep: str = "last"        # "last" iterate (act_max.py) or the "best" iterate of a run
+    init: str = "normal"      # start code: N(0, 1) (act_max.py) or "data": mean + std * N(0, 1) of real codes
 
     def __post_init__(self) -> None:
         if self.keep not in ("last", "best"):
             raise ValueError(f"'keep' must be 'last' or 'best', got {self.keep!r}")
+        if self.init not in ("normal", "data"):
+            raise ValueError(f"'init' must be 'normal' or 'data', got {self.init!r}")
         if self.restarts < 1:
             raise ValueError(f"'restarts' must be at least 1, got {self.restarts!r}")
 
@@ -82,6 +85,16 @@ def stores(settings: DGNSettings) -> tuple[str, ...]:
     return ("last", "restart_acts")
 
 
+def data_codes(noise, stats):
+    """Start codes drawn around the real images' codes: mean + std * noise, within [0, ub]."""
+    import torch
+    if stats.mean is None or stats.std is None:
+        raise ValueError("dgn_init = 'data' needs the code mean and std in the generator file "
+                         "(files made by `atlas train-generator` or `convert-generator --stats-data` have them)")
+    mean, std = stats.mean.to(noise), stats.std.to(noise)
+    return torch.minimum(torch.clamp(mean + std * noise, min=0), stats.ub.to(noise))
+
+
 def visualize(problem: Problem) -> Result:
     import torch
     from atlas.priors.dgn import dgn_am, initial_codes
@@ -90,6 +103,8 @@ def visualize(problem: Problem) -> Result:
     acts = []
     for r in range(s.restarts):
         z0 = initial_codes([restart_seed(x, r) for x in problem.seeds], bundle.code_dim, t.device, t.dtype)
+        if s.init == "data":
+            z0 = data_codes(z0, bundle.stats)
         res = dgn_am(bundle, t, problem.objective, z0, s, autocast=t.device.type == "cuda",
                      progress=(lambda k: problem.progress(k / s.restarts)) if problem.progress else None)
         img, act = (res.best_images, res.best_acts) if s.keep == "best" else (res.images, res.acts)
@@ -107,7 +122,8 @@ def visualize(problem: Problem) -> Result:
 
 PRIOR = Prior(name="dgn", title="DGN-AM (generator prior)", short="DGN-AM", column="DGN", settings=DGNSettings,
               keys={"dgn_iters": "iters", "dgn_lr_start": "lr_start", "dgn_lr_end": "lr_end",
-                    "dgn_clip_image": "clip_image", "dgn_restarts": "restarts", "dgn_keep": "keep"},
+                    "dgn_clip_image": "clip_image", "dgn_restarts": "restarts", "dgn_keep": "keep",
+                    "dgn_init": "init"},
               # the atlas's defaults that depart from act_max.py (README: "DGN-AM's defaults")
               defaults={"dgn_clip_image": True},
               visualize=visualize, stores=stores, uses_diversity=False, prepare=prepare, identity=identity, describe=describe)
