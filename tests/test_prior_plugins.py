@@ -139,3 +139,17 @@ def test_dgn_restarts_store_the_best_and_keep_the_last(tmp_path):
     best_act = np.load(out["best"] / "dgn_act.npy")
     assert (best_act >= plain_act - 0.05).all()
     np.testing.assert_array_equal(np.load(out["best"] / "dgn_last.npy"), plain_img)
+
+
+def test_dgn_data_init_starts_among_real_codes():
+    from atlas.priors.genfile import CodeStats
+    from atlas.priors.plugins.dgn import data_codes
+    codes = torch.relu(torch.randn(500, 16, generator=torch.Generator().manual_seed(0)) + 0.5)
+    stats = CodeStats.from_codes(codes)
+    z = data_codes(torch.randn(2000, 16, generator=torch.Generator().manual_seed(1)), stats)
+    assert (z >= 0).all() and (z <= stats.ub).all()
+    assert torch.allclose(z.mean(0), stats.mean, atol=0.15)
+    with pytest.raises(ValueError, match="needs the code mean and std"):
+        data_codes(torch.zeros(1, 16), CodeStats(ub=stats.ub))
+    with pytest.raises(C.ConfigError, match="'init' must be 'normal' or 'data'"):
+        C.from_dict({"dgn_init": "zeros"})
