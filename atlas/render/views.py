@@ -19,6 +19,7 @@ from atlas.render.gather import LayerData, SiteData
 from atlas.render.tiles import tile_groups, tile_refs
 
 HEAT_NAMES = {"activation": "activation map", "gradcam": "Grad-CAM map", "saliency": "saliency map"}
+MIN_VIEW_CSS = 128   # a 32-px model view (CIFAR, the world) is shown this wide, pixelated
 N_NEIGHBORS = 8
 N_EXCITES = 6
 CLASS_UNITS = 12
@@ -284,6 +285,7 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
         "n_images": len(items),
         "patch": pics is not None, "heat": pics is not None and pics.heat is not None, "whole_field": bool(whole),
         "patch_px": pics.geometry.patch_size if pics else 0, "view_px": pics.geometry.display_size if pics else 0,
+        "view_css": max(pics.geometry.display_size, MIN_VIEW_CSS) if pics else 0,  # small inputs shown magnified
         "pixelated": bool(pics and pics.geometry.patch_size > max(pics.geometry.window) * pics.geometry.display_size
                           / pics.geometry.input_size),
         "heat_kind": HEAT_NAMES.get(str(pics.meta.get("heatmap", "")), "") if pics else "",

@@ -198,12 +198,13 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
         us, rs = pairs // k, pairs % k
         rows = np.searchsorted(batch_ids, flat[pairs])
         pixels = images.permute(0, 2, 3, 1).numpy()
-        t0 = time.perf_counter()
         for i, px in zip(batch_ids.tolist(), pixels):
-            blob = codec.encode(codec.resize(px, d), fmt, quality)
+            shown = codec.resize(px, d)
+            t0 = time.perf_counter()
+            blob = codec.encode(shown, fmt, quality)
+            encode_s += time.perf_counter() - t0
             (out / "views" / f"{i}.{ext}").write_bytes(blob)
             view_bytes += len(blob)
-        encode_s += time.perf_counter() - t0
         for u, b in zip(us[rs == 0], rows[rs == 0]):
             sheet_top[u] = codec.resize(pixels[b], t)
             if sheet_patch is not None:
