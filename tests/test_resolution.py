@@ -114,3 +114,33 @@ def test_site_links_the_stage_files(run):
         assert im.size == (224, 224)
     image_page = (site / "images" / f"{i}.html").read_text()
     assert f"../img/view/{i}.jpg" in image_page and "the model&#39;s view, 224×224 px" in image_page
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is absent")
+def test_heat_canvas_draws_the_overlay(tmp_path):
+    """site/heat.js draws a stored heat grid as heatmaps.overlay colours it: compositing its
+    canvas (colour C, alpha 1 - m) over an image gives overlay(image, bilinear(grid))."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import torch
+
+    from atlas.evidence.heatmaps import overlay, upsample
+    from atlas.render.synthetic import SyntheticSpec, write_synthetic_run
+    run = write_synthetic_run(tmp_path / "run", SyntheticSpec(stages=("dataset", "topk", "evidence")))
+    render_site(run, workers=1)
+    grid = load(run / "stages" / "evidence" / "features.conv5").heat[3, 0]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium")
+        page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+        page.goto((run / "site" / "layers" / "features.conv5" / "3.html").as_uri())
+        page.wait_for_function("document.querySelector('canvas.heat').width > 0")
+        size, rgba = page.evaluate("""() => { const c = document.querySelector('canvas.heat');
+            return [c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""")
+        browser.close()
+    rgba = np.asarray(rgba, np.float64).reshape(size, size, 4) / 255
+    heat = upsample(torch.from_numpy(grid.astype(np.float32) / 255), size).clamp(0, 1).numpy()
+    for gray in (0, 128, 255):   # any image under the canvas
+        img = np.full((size, size, 3), gray, np.uint8)
+        want = overlay(img, heat).astype(np.float64)
+        got = img * (1 - rgba[..., 3:]) + 255 * rgba[..., :3] * rgba[..., 3:]
+        assert np.abs(got - want).max() < 4, gray
