@@ -135,7 +135,7 @@ def cmd_models(args) -> int:
 
 def cmd_render(args) -> int:
     from atlas.render.build import build_site
-    from atlas.stages.store import RunStore
+    from atlas.artifacts.store import RunStore
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"run folder not found: {run_dir}")
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = COMMANDS.get(args.command) or commands.HANDLERS[args.command]
     from atlas.config import ConfigError
     from atlas.data.sources import DataError
-    from atlas.stages.store import RunLockedError
+    from atlas.artifacts.store import RunLockedError
     try:
         return handler(args)
     except (UsageError, ConfigError, DataError, RunLockedError, FileNotFoundError, KeyError, ValueError) as exc:

@@ -16,7 +16,8 @@ from atlas.models import load_model
 from atlas.models.layers import LayerInfo, node_names, resolve_layers
 from atlas.models.spec import ModelSpec, get_spec
 from atlas.resources import weights_path
-from atlas.stages.store import RunStore, read_json, sha256_file
+from atlas.artifacts.dataset import read_info
+from atlas.artifacts.store import RunStore, sha256_file
 
 
 def pick_device(name: str) -> torch.device:
@@ -128,7 +129,7 @@ class Context:
         man = self.store.manifest("dataset")
         if man is None:
             raise RuntimeError("the dataset stage has not run")
-        usable = read_json(self.store.stage_dir("dataset") / "images.json")["source_index"]
+        usable = read_info(self.store)["source_index"]
         raw = self.raw_source
         return raw if len(usable) == len(raw) else raw.subset(usable)
 

@@ -14,7 +14,8 @@ from atlas.context import Context
 from atlas.stages import dataset, topk
 from atlas.stages.base import Stage, run_stage
 from atlas.stages.dataset import print_skipped
-from atlas.stages.store import RunStore, fault_point, read_json, write_json
+from atlas.artifacts.dataset import read_skipped, skipped_path
+from atlas.artifacts.store import RunStore, fault_point
 
 
 def plan(ctx: Context) -> list:
@@ -58,7 +59,9 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
     lock = store.lock() if rank == 0 else contextlib.nullcontext()
     with lock:
         if rank == 0:
-            write_json(store.root / "config.json", cfg.resolved())
+            store.check_format()
+            store.mark_format()
+            store.write_config(cfg.resolved())
         report = []
         for factory in plan(ctx):
             stages = factory(ctx)
@@ -78,15 +81,15 @@ def _print_summary(report: list, store: RunStore, seconds: float) -> None:
     ran = [n for n, s, _ in report if s == "ran"]
     skipped = [n for n, s, _ in report if s == "skipped"]
     print(f"\nsummary: {len(ran)} stages computed, {len(skipped)} up to date "
-          f"({seconds:.1f} s); artifacts in {store.stages_dir}")
+          f"({seconds:.1f} s); artifacts in {store.root / 'stages'}")
     for name, status, summary in report:
         if status == "ran":
             info = ", ".join(f"{k} {v}" for k, v in summary.items() if k != "seconds")
             print(f"  {name}: {info} ({summary.get('seconds', 0):.1f} s)")
-    bad_files = read_json(store.stage_dir("dataset") / "skipped.json")
+    bad_files = read_skipped(store)
     if bad_files:
         print_skipped(bad_files)
-        print(f"  (the list is in {store.stage_dir('dataset') / 'skipped.json'} and on the home page)")
+        print(f"  (the list is in {skipped_path(store)} and on the home page)")
 
 
 def render(run_dir: str | Path) -> Path:

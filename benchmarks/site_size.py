@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from atlas.priors.genfile import CodeStats, GeneratorBundle, save_generator  # noqa: E402
 from atlas.priors.generator import FC6_FULL, DeePSiM  # noqa: E402
 from atlas.render.budget import site_sizes  # noqa: E402
-from atlas.stages.store import read_json  # noqa: E402
+from atlas.artifacts.store import read_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from atlas.render.build import render_site  # noqa: E402
 from atlas.render.jobs import default_workers  # noqa: E402
-from atlas.render.synthetic import SyntheticSpec, alexnet_like, write_synthetic_run  # noqa: E402
-from atlas.stages.store import RunStore, read_json, write_json  # noqa: E402
+from tests.synthetic import SyntheticSpec, alexnet_like, write_synthetic_run  # noqa: E402
+from atlas.artifacts.store import RunStore, read_json, write_json  # noqa: E402
 
 
 def cpu_seconds() -> float:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from atlas.evidence.codec import encode
-from atlas.evidence.pictures import write_layer
+from atlas.artifacts.pictures import write_layer
 from atlas.priors import registry
-from atlas.stages.store import RunStore, write_json
+from atlas.artifacts.store import RunStore, write_json
 
 CLASSES = ["circle", "square", "triangle"]
 LAYERS = [{"name": "features.conv5", "alias": "conv5", "kind": "conv", "shape": [6, 4, 4], "units": 6},
@@ -87,6 +87,7 @@ def make_run(root: Path, n_images: int = 12, k: int = 4, seeds: int = 2, thumb: 
     root = Path(root)
     store = RunStore(root)
     root.mkdir(parents=True, exist_ok=True)
+    store.mark_format()
     write_json(root / "config.json", {"model": "worldnet", "data": "world", "seed": 0, "seeds": seeds,
                                       "world_seed": 2, "title": "synthetic run", "out": str(root)})
     items = [{"id": i, "label": i % len(CLASSES), "desc": f"world:2:{i}"} for i in range(n_images)]

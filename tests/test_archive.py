@@ -16,7 +16,7 @@ from atlas.archive import MANIFEST_NAME, ArchiveError, pack, pack_in_place, veri
 from atlas.archive.provenance import dataset_info
 from atlas.cli import main
 from atlas.render.build import build_site
-from atlas.stages.store import read_json, write_json
+from atlas.artifacts.store import read_json, write_json
 from synthetic_run import make_run
 
 

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from atlas.cli import main
-from atlas.stages.store import read_json
+from atlas.artifacts.store import read_json
 
 pytestmark = pytest.mark.slow
 

@@ -13,14 +13,14 @@ from atlas.data.world import SHAPES
 from atlas.evidence.gradcam import gradcam, split_head
 from atlas.evidence.heatmaps import overlay, unit_scale
 from atlas.evidence.patches import PAD_VALUE, crop_patch
-from atlas.evidence.pictures import load as load_pictures
+from atlas.artifacts.pictures import load as load_pictures
 from atlas.evidence.receptive_field import receptive_fields
 from atlas.evidence.stats import selectivity, unit_statistics
 from atlas.models.checkpoint import prepare_for_probing
 from atlas.models.layers import extractor
 from atlas.stages import dataset, evidence, topk
 from atlas.stages.base import run_stage
-from atlas.stages.store import RunStore, read_json
+from atlas.artifacts.store import RunStore, read_json
 
 LAYERS = ["features.conv1", "features.conv3", "classifier.fc7", "classifier.fc8"]
 

@@ -10,7 +10,7 @@ from atlas.priors.genfile import CodeStats, GeneratorBundle, save_generator
 from atlas.priors.objectives import unit_objective
 from atlas.stages import featvis
 from atlas.stages.base import run_stage
-from atlas.stages.store import RunStore, read_json
+from atlas.artifacts.store import RunStore, read_json
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from atlas.models.spec import ModelSpec, register, registry
 from atlas.models.zoo import WORLD_MEAN, WORLD_STD
 from atlas.stages import dataset, evidence, topk
 from atlas.stages.base import run_stage
-from atlas.stages.store import RunStore, read_json
+from atlas.artifacts.store import RunStore, read_json
 
 SIZES = [len(world.SHAPES), len(world.COLORS), len(world.TEXTURES)]
 

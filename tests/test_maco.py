@@ -15,7 +15,7 @@ from atlas.priors.target import NetTarget
 from atlas.priors.transforms import Noise, RandomCrop
 from atlas.stages import dataset, featvis
 from atlas.stages.base import run_stage
-from atlas.stages.store import RunStore, read_json
+from atlas.artifacts.store import RunStore, read_json
 
 
 def test_spectrum_of_a_grating_peaks_at_its_frequency():

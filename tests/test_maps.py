@@ -10,7 +10,7 @@ from atlas.maps.embed import pca_2d, small_map, tsne_2d, umap_2d
 from atlas.maps.neighbors import brute_force, drop_self, nearest_neighbors
 from atlas.stages import dataset, maps, topk
 from atlas.stages.base import run_stage
-from atlas.stages.store import RunStore, read_json
+from atlas.artifacts.store import RunStore, read_json
 
 
 def _data(n=400, d=16, seed=0):

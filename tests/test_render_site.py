@@ -14,9 +14,9 @@ import pytest
 
 from atlas.render.build import render_site
 from atlas.render.gather import ArtifactError, gather
-from atlas.render.synthetic import HOSTILE, SyntheticSpec, write_synthetic_run
+from tests.synthetic import HOSTILE, SyntheticSpec, write_synthetic_run
 from atlas.render.writer import CACHE_NAME, SiteWriter
-from atlas.stages.store import RunStore, read_json, write_json
+from atlas.artifacts.store import RunStore, read_json, write_json
 from site_htmlcheck import check_page, check_site
 
 REPO = Path(__file__).resolve().parents[1]
@@ -242,7 +242,7 @@ def test_site_writer_refuses_escapes_and_repeats(tmp_path):
 
 
 def test_renderer_never_imports_torch(tmp_path):
-    code = ("import sys; import atlas.render.build as b; from atlas.render.synthetic import *; "
+    code = ("import sys; import atlas.render.build as b; from tests.synthetic import *; "
             f"r = write_synthetic_run({str(tmp_path / 'run')!r}, SyntheticSpec(images=12, layers=[('a', None, (4,))])); "
             "b.render_site(r, workers=1); from atlas.render import serve; "
             "assert 'torch' not in sys.modules, 'torch was imported'; print('ok')")

@@ -16,11 +16,11 @@ from atlas.context import Context
 from atlas.data.loader import display_transform
 from atlas.evidence.codec import decode
 from atlas.evidence.patches import crop_patch
-from atlas.evidence.pictures import load
+from atlas.artifacts.pictures import load
 from atlas.render.build import render_site
 from atlas.stages import dataset, evidence, topk
 from atlas.stages.base import run_stage
-from atlas.stages.store import RunStore, read_json
+from atlas.artifacts.store import RunStore, read_json
 
 PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "photos"
 pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason="needs ../shared/data/photos")

@@ -11,7 +11,7 @@ from atlas.context import Context
 from atlas.pipeline import run
 from atlas.stages import dataset, topk
 from atlas.stages.base import run_stage
-from atlas.stages.store import RunStore
+from atlas.artifacts.store import RunStore
 
 TIMING_FILES = {"summary.json", "manifest.json"}
 

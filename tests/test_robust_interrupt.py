@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.stages.store import RunLockedError, RunStore, read_json, write_json
+from atlas.artifacts.store import RunLockedError, RunStore, read_json, write_json
 from robust_util import artifacts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,7 +180,7 @@ def test_a_forked_child_does_not_keep_a_dead_runs_lock(tmp_path):
     a few seconds; the folder must be free at once all the same."""
     script = textwrap.dedent(f"""
         import os, signal, sys, time
-        from atlas.stages.store import RunStore
+        from atlas.artifacts.store import RunStore
         with RunStore({str(tmp_path)!r}).lock():
             child = os.fork()
             if child == 0:

@@ -68,7 +68,8 @@ def test_topk_stage_on_world_network(tmp_path):
     from atlas.context import Context
     from atlas.data.loader import make_loader, model_transform
     from atlas.models.layers import extractor
-    from atlas.stages.store import RunStore
+    from atlas.artifacts import Run
+    from atlas.artifacts.store import RunStore
     cfg = Config(world_count=60, topk=4, out=str(tmp_path / "run"), layers=["conv2", "fc7"], batch_size=16,
                  workers=0, priors=[], maps=False)
     run(cfg)
@@ -90,7 +91,7 @@ def test_topk_stage_on_world_network(tmp_path):
         maxact = a.reshape(60, layer.units, -1).max(axis=2)
         labels = np.asarray(ctx.source.labels)
         want, want_hist, _ = unit_statistics(maxact, labels, ctx.source.class_names, bi, 8)
-        got, got_hist, got_edges = stream_statistics(UnitStats.load(d / "stats"), labels,
+        got, got_hist, got_edges = stream_statistics(UnitStats.from_arrays(Run(cfg.out).topk.layer(layer.name).stats_arrays()), labels,
                                                      ctx.source.class_names, bi, 8)
         for w, g in zip(want, got):
             assert g.keys() == w.keys()

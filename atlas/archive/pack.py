@@ -22,13 +22,13 @@ from typing import BinaryIO
 
 from atlas import __version__
 from atlas.archive import provenance
-from atlas.stages.store import MANIFEST, RunStore, read_json, write_json
+from atlas.artifacts.store import FORMAT_FILE, FORMAT_VERSION as RUN_FORMAT_VERSION
+from atlas.artifacts.store import INTERNAL, MANIFEST, RunStore, write_json
 
 MANIFEST_NAME = "atlas-manifest.json"
 README_NAME = "README.txt"
 FORMAT, FORMAT_VERSION = "atlas-archive", 1
 PACKED = ("config.json", "stages", "site")
-INTERNAL = {".tmp", ".trash", ".partial"}   # the stage store's working folders
 STORED_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".gz", ".zip", ".woff2"}
 CHUNK = 1 << 20
 
@@ -48,6 +48,7 @@ def archive_kind(path: str | Path) -> str:
 
 def run_files(run_dir: Path) -> list[str]:
     """Relative paths of the files an archive of `run_dir` holds, sorted."""
+    RunStore(run_dir).check_format()
     if not (run_dir / "config.json").is_file():
         raise ArchiveError(f"{run_dir} has no config.json; is it a run folder?")
     if not (run_dir / "site" / "index.html").is_file():
@@ -67,16 +68,7 @@ def run_files(run_dir: Path) -> list[str]:
 
 def stage_files(run_dir: Path) -> dict[str, dict]:
     """For every file a stage manifest lists: {run-relative path: {stage, sha256, bytes}}."""
-    stages_dir = run_dir / "stages"
-    listed: dict[str, dict] = {}
-    for man_path in sorted(stages_dir.rglob(MANIFEST)):
-        rel_stage = man_path.parent.relative_to(stages_dir)
-        if any(part in INTERNAL for part in rel_stage.parts):
-            continue
-        man = read_json(man_path)
-        for rel, info in man.get("files", {}).items():
-            listed[f"stages/{rel_stage.as_posix()}/{rel}"] = {"stage": rel_stage.as_posix(), **info}
-    return listed
+    return RunStore(run_dir).listed_files()
 
 
 def readme(provenance_record: dict, n_files: int) -> str:
@@ -172,14 +164,14 @@ def pack(run_dir: str | Path, out: str | Path, hash_data: bool = True) -> PackRe
             tmp.unlink(missing_ok=True)
             raise
     unchecked = [rel for rel in files if rel.startswith("stages/") and rel not in listed
-                 and not rel.endswith(f"/{MANIFEST}")]
+                 and not rel.endswith(f"/{MANIFEST}") and rel != f"stages/{FORMAT_FILE}"]
     return PackResult(out, len(entries), out.stat().st_size, sum(e["bytes"] for e in entries.values()),
                       unchecked, round(time.time() - t0, 2))
 
 
 def manifest_record(record: dict, entries: dict[str, dict]) -> dict:
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "atlas_version": __version__,
-            "provenance": record, "files": entries}
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "run_format_version": RUN_FORMAT_VERSION,
+            "atlas_version": __version__, "provenance": record, "files": entries}
 
 
 def _write(kind: str, tmp: Path, run_dir: Path, files: list[str], listed: dict[str, dict],

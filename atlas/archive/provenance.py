@@ -13,7 +13,9 @@ from importlib import metadata
 from pathlib import Path
 
 from atlas import __version__
-from atlas.stages.store import RunStore, read_json, sha256_file
+from atlas.artifacts import Run, RunStore
+from atlas.artifacts.dataset import read_info, read_skipped
+from atlas.artifacts.store import sha256_file
 
 PACKAGES = ("torch", "torchvision", "numpy", "matplotlib", "jinja2", "pillow", "faiss-gpu",
             "faiss-cpu", "umap-learn", "openTSNE", "scikit-learn")
@@ -50,7 +52,7 @@ def environment() -> dict:
 
 def model_info(store: RunStore) -> dict:
     """The model's name and weight identity as the top-k stage recorded them."""
-    params = (store.manifest("topk") or {}).get("params", {})
+    params = Run(store.root).topk.params
     keys = ("model", "weights", "input_size", "mean", "std", "resize", "layers", "k")
     return {k: params[k] for k in keys if k in params}
 
@@ -70,8 +72,7 @@ def data_folder(config: dict, dataset: dict) -> Path | None:
 def dataset_info(run_dir: Path, config: dict, hash_files: bool = True) -> dict:
     """The data set's fingerprint and its files (with sha256 where they are on disk)."""
     store = RunStore(run_dir)
-    ds = read_json(store.stage_dir("dataset") / "images.json")
-    skipped = read_json(store.stage_dir("dataset") / "skipped.json")
+    ds, skipped = read_info(store), read_skipped(store)
     data = str(config.get("data", ""))
     info: dict = {"name": ds.get("name"), "fingerprint": ds.get("fingerprint"), "count": ds.get("count"),
                   "class_names": ds.get("class_names"), "skipped": len(skipped), "config_data": data}
@@ -111,8 +112,7 @@ def stages_info(store: RunStore) -> dict:
     out = {}
     for name in store.completed():
         man = store.manifest(name)
-        summary_path = store.stage_dir(name) / "summary.json"
-        summary = read_json(summary_path) if summary_path.is_file() else {}
+        summary = store.summary(name)
         out[name] = {"key": man.get("key"), "version": man.get("version"), "params": man.get("params"),
                      "deps": man.get("deps"), "finished": man.get("finished"), "summary": summary}
     return out
@@ -120,12 +120,11 @@ def stages_info(store: RunStore) -> dict:
 
 def seeds_info(config: dict, store: RunStore) -> dict:
     seeds = {k: config[k] for k in ("seed", "seeds", "world_seed") if k in config}
-    for name in store.completed():
-        meta = store.stage_dir(name) / "meta.json"
-        if name.startswith("featvis/") and meta.is_file():
-            m = read_json(meta)
-            if "seeds" in m:
-                seeds.setdefault("featvis", {})[name.split("/", 1)[1]] = m["seeds"]
+    run = Run(store.root)
+    for entry in run.topk.layers:
+        fv = run.featvis(entry.name)
+        if fv is not None and "seeds" in fv.meta:
+            seeds.setdefault("featvis", {})[entry.name] = fv.meta["seeds"]
     return seeds
 
 
@@ -133,7 +132,7 @@ def collect(run_dir: str | Path, hash_data: bool = True) -> dict:
     """The provenance record of a run folder."""
     run_dir = Path(run_dir)
     store = RunStore(run_dir)
-    config = read_json(run_dir / "config.json")
+    config = store.read_config()
     stages = stages_info(store)
     timings = {name: s["summary"].get("seconds") for name, s in stages.items()}
     return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "atlas": atlas_info(),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from atlas.archive.pack import CHUNK, FORMAT, INTERNAL, MANIFEST_NAME, ArchiveError, archive_kind
+from atlas.archive.pack import CHUNK, FORMAT, FORMAT_VERSION, INTERNAL, MANIFEST_NAME, ArchiveError, archive_kind
 
 
 @dataclass
@@ -133,6 +133,10 @@ def verify(path: str | Path) -> Report:
             raise ValueError(f"format is {manifest.get('format')!r}")
     except (ValueError, KeyError, TypeError) as exc:
         raise ArchiveError(f"{path}: {MANIFEST_NAME} is not a valid atlas manifest ({exc})") from exc
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArchiveError(f"{path}: archive format version {version!r}; this atlas reads versions up to "
+                           f"{FORMAT_VERSION}: upgrade atlas to verify it")
     report = Report(str(path), expected=len(files))
     for rel in sorted(files):
         if rel not in actual:

@@ -12,13 +12,14 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from atlas.artifacts.dataset import read_thumbs
 from atlas.data.loader import display_transform, make_loader
 from atlas.models.spec import ModelSpec
 
 
 def thumbs(ctx) -> np.ndarray:
     """The dataset stage's thumbnails (N, t, t, 3), memory-mapped."""
-    return np.load(ctx.store.stage_dir("dataset") / "thumbs.npy", mmap_mode="r")
+    return read_thumbs(ctx.store)
 
 
 def display_batches(ctx, ids: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:

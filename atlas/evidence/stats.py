@@ -54,6 +54,25 @@ def selectivity(values: np.ndarray, labels: np.ndarray, n_classes: int) -> float
     return float((means[best] - rest) / total) if total > 0 else 0.0
 
 
+def dead_units(values: np.ndarray | None, data_max: np.ndarray | None = None) -> np.ndarray:
+    """(C,) bool: the unit is dead, its activation never above zero on a finite value over the
+    data set. The one definition: stats.json (unit pages), the layer grid and the renderer
+    all use it. From the finite per-unit maximum over the data set (`data_max`, NaN: no
+    finite value) when known, else from the top-k values (C, k), sorted, so their finite
+    maximum is the unit's unless all k are non-finite."""
+    if data_max is not None:
+        return ~(np.nan_to_num(np.asarray(data_max, dtype=np.float64), nan=-np.inf) > 0)
+    c = values.shape[0]
+    fin = np.isfinite(values)
+    top = np.where(fin, values, -np.inf).max(axis=1) if values.size else np.full(c, -np.inf)
+    return ~(top > 0)
+
+
+def finite_max(st) -> np.ndarray:
+    """(C,) the streamed statistics' finite maximum per unit, NaN where no value was finite."""
+    return np.where(np.asarray(st.count) > 0, np.asarray(st.max, dtype=np.float64), np.nan)
+
+
 def unit_statistics(maxact: np.ndarray, labels: np.ndarray, class_names: list[str], top_ids: np.ndarray,
                     bins: int, nonfinite: np.ndarray | None = None) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """stats rows, histogram counts (C, bins) int64 and edges (C, bins + 1) float32.
@@ -73,12 +92,13 @@ def unit_statistics(maxact: np.ndarray, labels: np.ndarray, class_names: list[st
             bad = int((~finite).sum()) if nonfinite is None else int(nonfinite[u])
             row = {"unit": u, "nonfinite": bad, "top_classes": top_classes(top_ids[u], labels, class_names),
                    "selectivity": selectivity(col, labels, len(class_names))}
+            dead = bool(dead_units(None, np.array([v.max() if len(v) else np.nan]))[0])
             if len(v) == 0:
-                row.update(mean=None, std=None, max=None, min=None, dead=True, constant=True, positive_share=0.0)
+                row.update(mean=None, std=None, max=None, min=None, dead=dead, constant=True, positive_share=0.0)
                 edges[u] = np.arange(bins + 1, dtype=np.float32)
             else:
                 lo, hi = float(v.min()), float(v.max())
-                row.update(mean=float(v.mean()), std=float(v.std()), max=hi, min=lo, dead=bool(hi <= 0),
+                row.update(mean=float(v.mean()), std=float(v.std()), max=hi, min=lo, dead=dead,
                            constant=bool(hi - lo <= 1e-6 * max(1.0, abs(hi))),
                            positive_share=float((v > 0).mean()))
                 if hi <= lo:
@@ -100,16 +120,17 @@ def stream_statistics(st, labels: np.ndarray, class_names: list[str], top_ids: n
     hist, edges = st.histogram(bins)
     std = st.std()
     sel = st.selectivity()
+    dead = dead_units(None, finite_max(st))
     rows: list[dict] = []
     for u in range(st.units):
         bad = int(st.images[0] - st.count[u]) if nonfinite is None else int(nonfinite[u])
         row = {"unit": u, "nonfinite": bad, "top_classes": top_classes(top_ids[u], labels, class_names),
                "selectivity": None if sel[u] is None else round(sel[u], 6)}
         if st.count[u] == 0:
-            row.update(mean=None, std=None, max=None, min=None, dead=True, constant=True, positive_share=0.0)
+            row.update(mean=None, std=None, max=None, min=None, dead=bool(dead[u]), constant=True, positive_share=0.0)
         else:
             lo, hi = float(st.min[u]), float(st.max[u])
-            row.update(mean=float(st.mean[u]), std=float(std[u]), max=hi, min=lo, dead=bool(hi <= 0),
+            row.update(mean=float(st.mean[u]), std=float(std[u]), max=hi, min=lo, dead=bool(dead[u]),
                        constant=bool(hi - lo <= 1e-6 * max(1.0, abs(hi))),
                        positive_share=float(st.positive[u] / st.count[u]))
         rows.append(row)

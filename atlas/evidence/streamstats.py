@@ -23,7 +23,6 @@ are within 2^-50 of their magnitude of each other) and the overshoot is below
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
@@ -216,18 +215,3 @@ class UnitStats:
             setattr(out, k, np.array(arrays[prefix + k]))
         return out
 
-    def save(self, folder: Path) -> None:
-        """`stats/` of a top-k layer folder: one .npy per array above (byte-reproducible,
-        unlike an .npz, whose zip entries carry the time they were written)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for k, v in self.arrays().items():
-            np.save(folder / f"{k}.npy", v)
-
-    @classmethod
-    def load(cls, folder: Path) -> "UnitStats":
-        folder = Path(folder)
-        missing = [k for k in cls.KEYS if not (folder / f"{k}.npy").is_file()]
-        if missing:
-            raise FileNotFoundError(f"{folder}: streamed statistics incomplete (no {', '.join(missing)})")
-        return cls.from_arrays({k: np.load(folder / f"{k}.npy") for k in cls.KEYS})

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atlas.evidence.pictures import PatchArray
-from atlas.evidence.pictures import load as load_pictures
-from atlas.stages.store import RunStore, read_json
+from atlas.artifacts import Run, RunNotReadyError
+from atlas.artifacts.pictures import PatchArray
 
 
 class FigureError(ValueError):
@@ -75,28 +74,25 @@ class RunArtifacts:
 
     def __init__(self, run_dir: str | Path):
         self.root = Path(run_dir)
-        self.store = RunStore(self.root)
-        missing = [s for s in ("dataset", "topk") if self.store.manifest(s) is None]
-        if missing:
-            raise FigureError(f"{self.root} has no finished {' and '.join(missing)} stage "
-                              "(is it a run folder? run `atlas run` first)")
-        self.layer_info: list[dict] = read_json(self.store.stage_dir("topk") / "layers.json")
-        self._by_name = {info["name"]: info for info in self.layer_info}
-        self._by_alias = {info["alias"]: info for info in self.layer_info if info.get("alias")}
+        try:
+            self.run = Run(self.root)
+        except RunNotReadyError as exc:
+            raise FigureError(str(exc)) from None
+        self.layer_info: list[dict] = [e.to_json() for e in self.run.topk.layers]
         self._cache: dict[str, LayerArtifacts] = {}
 
-    @cached_property
+    @property
     def thumbs(self) -> np.ndarray:
-        return np.load(self.store.stage_dir("dataset") / "thumbs.npy", mmap_mode="r")
+        return self.run.dataset.thumbs
 
     def resolve(self, name: str) -> dict:
         """layers.json entry of a node name or alias; unknown names list the choices."""
-        info = self._by_name.get(name) or self._by_alias.get(name)
-        if info is None:
+        entry = self.run.topk.entry(name)
+        if entry is None:
             choices = ", ".join(f"{i['alias']} ({i['name']})" if i.get("alias") else i["name"]
                                 for i in self.layer_info)
             raise FigureError(f"unknown layer {name!r} in {self.root}; layers: {choices}")
-        return info
+        return entry.to_json()
 
     def layer(self, name: str) -> LayerArtifacts:
         info = self.resolve(name)
@@ -105,45 +101,19 @@ class RunArtifacts:
         return self._cache[info["name"]]
 
     def _load(self, info: dict) -> LayerArtifacts:
-        top = self.store.stage_dir("topk") / info["name"]
+        top = self.run.topk.layer(info["name"])
         art = LayerArtifacts(name=info["name"], alias=info.get("alias"), kind=info["kind"],
-                             units=int(info["units"]), topk_ids=np.load(top / "ids.npy"),
-                             topk_values=np.load(top / "values.npy"), thumbs=self.thumbs)
-        fv_name = f"featvis/{info['name']}"
-        if self.store.manifest(fv_name) is not None:
-            art.featvis = _load_featvis(self.store.stage_dir(fv_name))
-        ev_name = f"evidence/{info['name']}"
-        if self.store.manifest(ev_name) is not None:
-            ev = self.store.stage_dir(ev_name)
-            pics = load_pictures(ev)
-            if pics is not None:
-                art.patches = PatchArray(pics, art.units, int(art.topk_ids.shape[1]))
-            if (ev / "labels.json").is_file():
-                art.labels = {int(r["unit"]): r for r in read_json(ev / "labels.json")}
+                             units=int(info["units"]), topk_ids=top.ids, topk_values=top.values, thumbs=self.thumbs)
+        fv = self.run.featvis(info["name"])
+        if fv is not None:
+            art.featvis = {p: FeatVis(images=fv.images[p], acts=fv.acts[p], units=fv.unit_ids, short=fv.column(p))
+                           for p in fv.priors}
+        ev = self.run.evidence(info["name"])
+        if ev is not None:
+            if ev.pictures is not None:
+                art.patches = PatchArray(ev.pictures, art.units, int(art.topk_ids.shape[1]))
+            art.labels = {u: r for u, r in enumerate(ev.labels) if r is not None}
         return art
-
-
-def _load_featvis(folder: Path) -> dict[str, FeatVis]:
-    meta = read_json(folder / "meta.json") if (folder / "meta.json").is_file() else {}
-    out: dict[str, FeatVis] = {}
-    labels = meta.get("labels") or {}
-    for prior in meta.get("priors") or []:
-        path = folder / f"{prior}.npy"
-        if not path.is_file():
-            continue
-        images = np.load(path, mmap_mode="r")
-        if images.ndim != 5 or images.shape[-1] != 3:
-            raise FigureError(f"{path}: expected uint8 (U, S, H, W, 3), got shape {images.shape}")
-        units = meta.get("units")
-        units = list(units) if isinstance(units, list) else list(range(images.shape[0]))
-        if len(units) != images.shape[0]:
-            raise FigureError(f"{folder / 'meta.json'}: 'units' lists {len(units)} units "
-                              f"but {path.name} has {images.shape[0]}")
-        act_path = folder / f"{prior}_act.npy"
-        acts = np.load(act_path) if act_path.is_file() else None
-        out[prior] = FeatVis(images=images, acts=acts, units=[int(u) for u in units],
-                             short=(labels.get(prior) or {}).get("column", prior))
-    return out
 
 
 _RANGE = re.compile(r"^(\d+)-(\d+)$")

@@ -122,7 +122,8 @@ def cell(layer: LayerArtifacts, unit: int, column: Column) -> Cell:
         row = fv.row_of.get(unit) if fv is not None else None
         if row is None or column.index >= fv.seeds:
             return Cell(None)
-        act = "" if fv.acts is None else format(float(fv.acts[row, column.index]), ".3g")
+        value = None if fv.acts is None else float(fv.acts[row, column.index])
+        act = "" if value is None or np.isnan(value) else format(value, ".3g")  # NaN: not recorded
         return Cell(np.asarray(fv.images[row, column.index]), act)
     r = column.index
     if r >= layer.k or layer.topk_ids[unit, r] < 0:

@@ -231,8 +231,7 @@ def map_page(data: SiteData, view: views.LayerView | None) -> dict:
         return {"kind": "images", "layer": None, "count": len(data.thumbs),
                 "layouts": [k for k in ("tsne", "umap") if k in maps.coords],
                 "layout_text": " or ".join(n for k, n in (("tsne", "t-SNE"), ("umap", "UMAP")) if k in maps.coords),
-                "classes": data.class_names, "meta": [[str(k), str(v)] for k, v in sorted(maps.meta.items())
-                                                       if k != "synthetic"]}
+                "classes": data.class_names, "meta": [[str(k), str(v)] for k, v in sorted(maps.meta.items())]}
     return {"kind": "units", "layer": view.ref, "count": view.ref["units"], "layouts": ["units"], "layout_text": "",
             "classes": data.class_names, "meta": []}
 

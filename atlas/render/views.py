@@ -401,7 +401,7 @@ def home_context(data: SiteData, views: list[LayerView]) -> dict:
     stages = [{"name": s.name, "key": s.key, "finished": s.finished, "seconds": num(s.seconds)
                if s.seconds is not None else None, "files": s.files, "bytes": s.bytes,
                "summary": [[str(k), str(v)] for k, v in sorted(s.summary.items())]} for s in ranked]
-    config = [[str(k), str(v)] for k, v in sorted(data.config.items()) if k != "synthetic"]
+    config = [[str(k), str(v)] for k, v in sorted(data.config.items())]
     classes = [{"name": n, "href": names.class_page(i, n)} for i, n in enumerate(data.class_names)]
     return {"layers": [layer_summary(v) for v in views], "stages": stages, "config": config,
             "skipped": [{"path": str(s.get("path", "")), "reason": str(s.get("reason", ""))} for s in data.skipped],
@@ -411,5 +411,4 @@ def home_context(data: SiteData, views: list[LayerView]) -> dict:
             "classes": classes, "model": str(data.config.get("model", "")), "weights": data.weights,
             "units": sum(v.ref["units"] for v in views), "has_map": bool(data.maps and data.maps.coords),
             "last_finished": max((s.finished for s in data.stages), default=""),
-            "maps_meta": [[str(k), str(v)] for k, v in sorted((data.maps.meta if data.maps else {}).items())
-                          if k not in ("synthetic",)]}
+            "maps_meta": [[str(k), str(v)] for k, v in sorted((data.maps.meta if data.maps else {}).items())]}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from atlas.distributed import barrier
-from atlas.stages.store import stage_key
+from atlas.artifacts.store import stage_key
 
 
 @dataclass
@@ -49,7 +49,7 @@ def run_stage(ctx, stage: Stage) -> str:
                                                   "deps": list(stage.deps)}) as out:
             summary = stage.fn(ctx, Path(out), key) or {}
             stage.summary = {**summary, "seconds": round(time.time() - t0, 2)}
-            _write_summary(out, stage.summary)
+            ctx.store.write_summary(out, stage.summary)
         print(f"[{stage.name}] done in {time.time() - t0:.1f} s", flush=True)
     elif stage.sharded:
         with tempfile.TemporaryDirectory() as scratch:
@@ -57,7 +57,3 @@ def run_stage(ctx, stage: Stage) -> str:
     barrier(ctx.world_size)
     return "ran"
 
-
-def _write_summary(out: Path, summary: dict) -> None:
-    from atlas.stages.store import write_json
-    write_json(out / "summary.json", summary)

@@ -6,25 +6,17 @@ one process and N processes compute identical pieces.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from atlas.artifacts.store import save_chunk
 from atlas.distributed import barrier
 
 
 def chunk_path(folder: Path, i: int) -> Path:
     return folder / f"chunk-{i:05d}.npz"
-
-
-def save_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def run_chunks(ctx, name: str, key: str, n_chunks: int,

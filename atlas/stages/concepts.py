@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from atlas.artifacts.concepts import write_concepts
 from atlas.data import world
 from atlas.stages.base import Stage
 from atlas.stages.dataset import thumb_size
-from atlas.stages.store import write_json
 
 VERSION = 1
 KINDS = {"shape": world.SHAPES, "color": world.COLORS, "texture": world.TEXTURES}
@@ -59,7 +59,6 @@ def run(ctx, out: Path, key: str) -> dict:
     for i in tqdm(range(n), desc="concept masks", unit="img", mininterval=2):
         m = src.masks(i)
         masks[i] = to_model_frame(np.stack([m[k] for k in KINDS]), ctx.spec.resize, ctx.spec.input_size, t)
-    np.save(out / "masks.npy", masks)
-    write_json(out / "concepts.json", {"kinds": list(KINDS), "names": {k: list(v) for k, v in KINDS.items()},
+    write_concepts(out, masks, {"kinds": list(KINDS), "names": {k: list(v) for k, v in KINDS.items()},
                                        "concepts": [f"{k}:{name}" for k, v in KINDS.items() for name in v]})
     return {"images": n, "concepts": sum(len(v) for v in KINDS.values())}

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from atlas.data.loader import display_transform
 from atlas.data.sources import DataError, terminal_text
 from atlas.stages.base import Stage
-from atlas.stages.store import fault_point, write_json
+from atlas.artifacts import dataset as artifact
+from atlas.artifacts.store import fault_point
 
 VERSION = 1
 
@@ -66,8 +67,7 @@ def run(ctx, out: Path, key: str) -> dict:
     n = len(src)
     # thumbnails go straight to a memory-mapped file as they are decoded (nothing of size
     # images x pixels in memory); unusable rows are squeezed out afterwards, in blocks
-    work = out / "thumbs_all.npy"
-    thumbs = np.lib.format.open_memmap(work, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+    thumbs = artifact.open_scratch_thumbs(out, n, size)
     usable, skipped = [], list(src.skipped)
     loader = DataLoader(ThumbDataset(src, display_transform(ctx.spec), size), batch_size=64, shuffle=False,
                         num_workers=ctx.cfg.workers, collate_fn=_as_list,
@@ -85,19 +85,11 @@ def run(ctx, out: Path, key: str) -> dict:
     if not usable:
         first = f"; first: {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ""
         raise DataError(f"no usable image in {ctx.cfg.data} ({len(skipped)} skipped{first})")
-    final = np.lib.format.open_memmap(out / "thumbs.npy", mode="w+", dtype=np.uint8,
-                                      shape=(len(usable), size, size, 3))
-    for a in range(0, len(usable), 4096):
-        b = min(len(usable), a + 4096)
-        final[a:b] = thumbs[a:b]
-    final.flush()
-    del final, thumbs
-    work.unlink()
     items = [{"id": n_, "label": src.labels[i], "desc": src.descriptions[i]} for n_, i in enumerate(usable)]
-    write_json(out / "images.json", {"name": src.name, "fingerprint": src.fingerprint(),
-                                     "class_names": list(src.class_names), "count": len(usable),
-                                     "source_index": usable, "items": items})
-    write_json(out / "skipped.json", skipped)
+    artifact.write(out, {"name": src.name, "fingerprint": src.fingerprint(), "class_names": list(src.class_names),
+                         "count": len(usable), "source_index": usable, "items": items},
+                   skipped, thumbs[:len(usable)])
+    del thumbs
     if skipped:  # the list itself is printed with the run's summary, resumed or not
         print(f"[dataset] {len(skipped)} unusable files skipped; {len(usable)} images kept")
     return {"images": len(usable), "skipped": len(skipped)}

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from atlas.artifacts.concepts import read_concepts, write_dissect_layer, write_dissect_meta
 from atlas.evidence.dissect import IoUCounter, RunningTopValues, concept_onehot, values_to_keep
 from atlas.evidence.images import display_batches, model_input
 from atlas.models.layers import extractor
 from atlas.stages import concepts
 from atlas.stages.base import Stage
-from atlas.stages.store import read_json, write_json
 
 VERSION = 1
 MAX_THRESHOLD_VALUES = 200_000
@@ -49,10 +49,8 @@ def threshold_images(n: int, positions: int, q: float) -> np.ndarray:
 
 
 def run(ctx, out: Path, key: str) -> dict:
-    cdir = ctx.store.stage_dir("concepts")
-    masks = np.load(cdir / "masks.npy", mmap_mode="r")
-    spec = read_json(cdir / "concepts.json")
-    sizes = [len(spec["names"][kind]) for kind in spec["kinds"]]
+    found = read_concepts(ctx.store)
+    masks, spec, sizes = found.masks, found.spec, found.sizes
     layers, q, n, bs = conv_layers(ctx), ctx.cfg.dissect_quantile, masks.shape[0], ctx.cfg.batch_size
     net = extractor(ctx.model, [layer.name for layer in layers])
     chosen = {layer.name: threshold_images(n, layer.shape[1] * layer.shape[2], q) for layer in layers}
@@ -80,11 +78,9 @@ def run(ctx, out: Path, key: str) -> dict:
             counters[layer.name].update(acts[layer.name], onehot)
     info = {}
     for layer in layers:
-        (out / layer.name).mkdir()
-        np.save(out / layer.name / "iou.npy", counters[layer.name].iou(area).astype(np.float32))
-        np.save(out / layer.name / "thresholds.npy", counters[layer.name].thr.cpu().numpy().astype(np.float32))
+        write_dissect_layer(out, layer.name, counters[layer.name].iou(area), counters[layer.name].thr.cpu().numpy())
         info[layer.name] = {"threshold_images": int(len(chosen[layer.name])),
                             "exact_threshold": bool(len(chosen[layer.name]) == n)}
-    write_json(out / "meta.json", {"concepts": spec["concepts"], "quantile": q, "mask_size": size,
+    write_dissect_meta(out, {"concepts": spec["concepts"], "quantile": q, "mask_size": size,
                                    "min_iou": ctx.cfg.dissect_iou, "layers": info})
     return {"layers": len(layers), "images": n}

@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from atlas.artifacts import ArtifactError, Run
+from atlas.artifacts import evidence as artifact_evidence
+from atlas.artifacts.evidence import EvidenceWriter
 from atlas.evidence.dissect import concept_labels
 from atlas.evidence.gradcam import gradcam, split_head
 from atlas.evidence import codec
 from atlas.evidence.heatmaps import saliency, unit_scale
 from atlas.evidence.images import display_batches, model_input
-from atlas.evidence.pictures import write_sheets
 from atlas.evidence.labels import class_labels, top_class_labels
 from atlas.evidence.patches import crop_patch, patch_size
 from atlas.evidence.receptive_field import VERSION as RF_VERSION
@@ -36,7 +38,6 @@ from atlas.evidence.streamstats import UnitStats
 from atlas.models.layers import LayerInfo, extractor, node_names
 from atlas.stages import concepts, dissect
 from atlas.stages.base import Stage
-from atlas.stages.store import read_json, write_json
 
 VERSION = 3  # 2: statistics from the streamed stats.npz; 3: encoded views, heat grids, sheets
 MAX_DISPLAY = 256     # default cap of the display size (px)
@@ -46,15 +47,13 @@ SALIENCY_GRID = 32    # saliency heatmaps are stored as a grid this wide (at mos
 
 
 def make(ctx) -> list[Stage]:
-    """The concepts and dissect stages (when the data has masks), then one evidence stage per layer."""
+    """One evidence stage per layer. Its inputs: dataset and topk, and on data with concept
+    masks the concepts and dissect stages (planned before it by the registry)."""
     stages: list[Stage] = []
     deps: tuple[str, ...] = ("dataset", "topk")
     with_concepts = concepts.available(ctx)
     if with_concepts:
-        stages.append(concepts.make(ctx))
-        dissection = dissect.make(ctx)
-        stages += dissection
-        deps += ("concepts",) + tuple(s.name for s in dissection)
+        deps += ("concepts",) + (("dissect",) if dissect.conv_layers(ctx) else ())
     output = node_names(ctx.model)[-1]
     fields = receptive_fields(ctx.model, ctx.spec.input_size, ctx.layer_names())
     cfg = ctx.cfg
@@ -68,7 +67,7 @@ def make(ctx) -> list[Stage]:
                   "dissect": {"min_iou": cfg.dissect_iou} if dissected else None,
                   "heatmap": heatmap_kind(ctx, layer)}
         fn = partial(run, layer=layer, rf=fields[layer.name], is_output=layer.name == output, dissected=dissected)
-        stages.append(Stage(f"evidence/{layer.name}", VERSION, params, fn, deps))
+        stages.append(Stage(artifact_evidence.stage(layer.name), VERSION, params, fn, deps))
     return stages
 
 
@@ -88,37 +87,36 @@ def heatmap_kind(ctx, layer: LayerInfo) -> str:
 
 def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_output: bool, dissected: bool) -> dict:
     cfg, seconds = ctx.cfg, {}
-    top = ctx.store.stage_dir("topk") / layer.name
-    ids, pos = np.load(top / "ids.npy"), np.load(top / "pos.npy")
-    info = read_json(ctx.store.stage_dir("dataset") / "images.json")
-    labels = np.array([it["label"] for it in info["items"]], dtype=np.int64)
-    class_names = list(info["class_names"])
+    run_in = Run(ctx.store.root)
+    top = run_in.topk.layer(layer.name)
+    ids, pos = top.ids, top.pos
+    labels, class_names = run_in.dataset.labels, run_in.dataset.class_names
+    writer = EvidenceWriter(out)
 
     t0 = time.time()
-    counted = np.load(top / "nonfinite.npy") if (top / "nonfinite.npy").is_file() else None
-    streamed = UnitStats.load(top / "stats")
-    rows, hist, edges = stream_statistics(streamed, labels, class_names, ids, cfg.hist_bins, counted)
-    np.save(out / "hist.npy", hist)
-    np.save(out / "hist_edges.npy", edges)
+    arrays = top.stats_arrays()
+    if arrays is None:
+        raise ArtifactError(f"{top.dir}: the top-k stage kept no streamed statistics (stats/)")
+    streamed = UnitStats.from_arrays(arrays)
+    rows, hist, edges = stream_statistics(streamed, labels, class_names, ids, cfg.hist_bins, top.nonfinite)
+    writer.histograms(hist, edges)
     seconds["stats"] = time.time() - t0
 
     t0 = time.time()
     size = patch_size(rf, cfg.patch_size)
     boxes = rf.boxes(pos)
-    np.save(out / "boxes.npy", boxes)
-    pics = top_images(ctx, layer, rf, ids, boxes, size, out)
+    writer.boxes(boxes)
+    pics = top_images(ctx, layer, rf, ids, boxes, size, writer)
     heat_kind = pics["heatmap"]
     seconds["patches_heatmaps"] = time.time() - t0
     seconds["encode"] = pics["encode_s"]
 
     iou, dissect_info = None, None
     if dissected:
-        ddir = ctx.store.stage_dir("dissect")
-        iou = np.load(ddir / layer.name / "iou.npy")
-        np.save(out / "iou.npy", iou)
-        meta = read_json(ddir / "meta.json")
-        dissect_info = {"concepts": meta["concepts"], "quantile": meta["quantile"], "min_iou": ctx.cfg.dissect_iou,
-                        "mask_size": meta["mask_size"], **meta["layers"][layer.name]}
+        dissection = run_in.dissection()
+        iou = dissection.iou(layer.name)
+        writer.iou(iou)
+        dissect_info = {**dissection.layer_info(layer.name), "min_iou": ctx.cfg.dissect_iou}
     unit_labels = None
     if is_output:
         unit_labels = class_labels(layer.units, list(ctx.spec.class_names or []), class_names, labels, ids)
@@ -126,9 +124,7 @@ def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_outpu
         unit_labels = concept_labels(iou, dissect_info["concepts"], cfg.dissect_iou)
     if unit_labels is None:
         unit_labels = top_class_labels(ids, labels, class_names)
-    write_json(out / "labels.json", unit_labels)
-    write_json(out / "stats.json", rows)
-    write_json(out / "meta.json", {
+    writer.records(rows, unit_labels, {
         "layer": layer.name, "alias": layer.alias, "kind": layer.kind, "shape": list(layer.shape),
         "k": int(ids.shape[1]), "receptive_field": rf.summary(), "patch_size": size,
         "patch_window": list(rf.size), "input_size": int(ctx.spec.input_size), "heatmap_size": pics["display_size"],
@@ -154,7 +150,7 @@ def display_size(ctx) -> int:
 
 
 def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes: np.ndarray,
-               size: int, out: Path) -> dict:
+               size: int, writer: EvidenceWriter) -> dict:
     """Write the layer's pictures from one pass over its unique top images, each decoded once:
 
     - `views/<id>.<ext>`: each top image as the model sees it, at the display size, encoded
@@ -186,7 +182,7 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
     t = min(SHEET_THUMB, d)  # never magnified
     sheet_top = np.zeros((units, t, t, 3), np.uint8)
     sheet_patch = None if whole else np.zeros((units, t, t, 3), np.uint8)
-    (out / "views").mkdir()
+    views = writer.views(ext)
     encode_s, view_bytes = 0.0, 0
     flat = ids.ravel()
     order = np.argsort(flat, kind="stable")
@@ -203,8 +199,7 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
             t0 = time.perf_counter()
             blob = codec.encode(shown, fmt, quality)
             encode_s += time.perf_counter() - t0
-            (out / "views" / f"{i}.{ext}").write_bytes(blob)
-            view_bytes += len(blob)
+            view_bytes += views.put(i, blob)
         for u, b in zip(us[rs == 0], rows[rs == 0]):
             sheet_top[u] = codec.resize(pixels[b], t)
             if sheet_patch is not None:
@@ -231,11 +226,11 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
                 maps[us[sl], rs[sl]] = saliency(x.grad.detach(), grid[0]).cpu().numpy()
     if maps is not None:
         heat = unit_scale(maps) if conv else np.nan_to_num(maps, nan=0.0)
-        np.save(out / "heat.npy", np.clip(np.round(heat * 255), 0, 255).astype(np.uint8))
+        writer.heat(np.clip(np.round(heat * 255), 0, 255).astype(np.uint8))
     sheet_bytes = 0
     for name, tiles in (("top", sheet_top), ("patch", sheet_patch)):
         if tiles is not None:
-            nbytes, seconds = write_sheets(out, name, tiles, SHEET_UNITS, fmt, quality, ext)
+            nbytes, seconds = writer.sheets(name, tiles, SHEET_UNITS, fmt, quality, ext)
             sheet_bytes, encode_s = sheet_bytes + nbytes, encode_s + seconds
     return {"heatmap": kind, "heat_grid": list(grid) if grid else None, "display_size": d, "format": fmt,
             "quality": quality, "ext": ext, "encoder": codec.encoder_version(fmt, quality),

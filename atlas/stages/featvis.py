@@ -18,7 +18,6 @@ reads the data set (`needs_data`) makes the stage depend on the dataset stage.
 """
 from __future__ import annotations
 
-import os
 import time
 import zlib
 from contextlib import contextmanager
@@ -36,7 +35,8 @@ from atlas.priors.plugins.dgn import generator_file  # noqa: F401  (kept importa
 from atlas.priors.registry import Problem, Result, SkipPrior
 from atlas.priors.target import NetTarget, to_uint8
 from atlas.stages.base import Stage
-from atlas.stages.store import write_json
+from atlas.artifacts import featvis as artifact
+from atlas.artifacts.store import load_chunk, save_chunk
 
 VERSION = 1
 
@@ -108,12 +108,7 @@ def optimize(prior: str, target: NetTarget, objective, seeds: list[int], setting
 
 
 def _save_chunk(path: Path, images: np.ndarray, acts: np.ndarray, extra: dict | None = None) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, images=images, acts=acts, **{f"x_{k}": v for k, v in (extra or {}).items()})
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    save_chunk(path, {"images": images, "acts": acts, **{f"x_{k}": v for k, v in (extra or {}).items()}})
 
 
 def _crop(images: np.ndarray, crop: list[int]) -> np.ndarray:
@@ -196,22 +191,22 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
         stores = entries[prior].stores_for(settings[prior])
         imgs, acts, extra = [], [], {name: [] for name in stores}
         for u0, u1 in chunks:
-            with np.load(part / f"{prior}_{u0:05d}_{u1:05d}.npz") as z:
-                imgs.append(z["images"])
-                acts.append(z["acts"])
-                for name in stores:
-                    extra[name].append(z[f"x_{name}"])
+            z = load_chunk(part / f"{prior}_{u0:05d}_{u1:05d}.npz")
+            imgs.append(z["images"])
+            acts.append(z["acts"])
+            for name in stores:
+                extra[name].append(z[f"x_{name}"])
         images = np.concatenate(imgs)
         if crop is not None:
             images = _crop(images, crop)
-        np.save(out / f"{prior}.npy", np.ascontiguousarray(images))
+        stored = {}
         for name in stores:
             a = np.concatenate(extra[name])
             if crop is not None and a.ndim == 5 and a.dtype == np.uint8:
                 a = _crop(a, crop)
-            np.save(out / f"{prior}_{name}.npy", np.ascontiguousarray(a))
+            stored[name] = a
         act = np.concatenate(acts).astype(np.float32)
-        np.save(out / f"{prior}_act.npy", act)
+        artifact.write_prior(out, prior, np.ascontiguousarray(images), act, stored)
         summary[f"{prior}_act_mean"] = round(float(act.mean()), 4)
         if seconds[prior] > 0:
             summary[f"{prior}_seconds"] = round(seconds[prior], 1)
@@ -225,5 +220,5 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
     for p in priors:
         if entries[p].describe is not None:
             meta.update(entries[p].describe(resources[p]))
-    write_json(out / "meta.json", meta)  # timings go to summary.json: artifacts stay deterministic
+    artifact.write_meta(out, meta)  # timings go to summary.json: artifacts stay deterministic
     return summary

@@ -24,11 +24,10 @@ from functools import partial
 from pathlib import Path
 
 from atlas.stages.base import Stage
-from atlas.stages.store import write_json
+from atlas.artifacts.figures import FORMATS, figure_path, write_meta
 
 VERSION = 1
 DPI = 150
-FORMATS = ("pdf", "png")
 MIN_UNITS_PER_PROCESS = 48  # below this a second process costs more to start than it saves
 
 
@@ -56,7 +55,7 @@ def render_units(run_dir: str, layer: str, units: list[int], out: str, fonts) ->
     for u in units:
         fig.fill(build_grid([(art, u)], columns))
         for fmt in FORMATS:
-            path = fig.save(Path(out) / f"{u}.{fmt}", dpi=DPI, title=f"atlas {art.display} unit {u}")
+            path = fig.save(figure_path(out, u, fmt), dpi=DPI, title=f"atlas {art.display} unit {u}")
             sizes[fmt] += path.stat().st_size
     return sizes
 
@@ -80,7 +79,7 @@ def run(ctx, out: Path, key: str, layer: str, units: int) -> dict:
             results = [_finish_child(child) for child in children]
         parts += results
     fig = GridFigure(columns, 1)
-    write_json(out / "meta.json", {"layer": layer, "alias": art.alias, "units": list(range(units)),
+    write_meta(out, {"layer": layer, "alias": art.alias, "units": list(range(units)),
                                    "formats": list(FORMATS), "dpi": DPI,
                                    "columns": [c.header for c in columns],
                                    "size_inches": [round(fig.width, 3), round(fig.height, 3)]})

@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from atlas.artifacts import Run
+from atlas.artifacts.maps import MapsWriter
 from atlas.evidence.images import display_batches, model_input
 from atlas.maps.embed import PCA_BELOW, small_map, tsne_2d, tsne_perplexity, umap_2d
 from atlas.maps.neighbors import nearest_neighbors
 from atlas.models.layers import extractor, node_names
 from atlas.stages.base import Stage
-from atlas.stages.store import read_json, write_json
 
 VERSION = 2  # 2: a bounded, class-balanced sample of map_images images
 
@@ -133,12 +134,13 @@ def run(ctx, out: Path, key: str) -> dict:
     cfg, seconds = ctx.cfg, {}
     layer = map_layer(ctx)
     t0 = time.time()
-    info = read_json(ctx.store.stage_dir("dataset") / "images.json")
-    labels = np.array([it["label"] for it in info["items"]], dtype=np.int64)
+    run_in = Run(ctx.store.root)
+    writer = MapsWriter(out)
+    labels = run_in.dataset.labels
     sample = map_sample(labels, cfg.map_images, cfg.seed)
-    np.save(out / "sample.npy", sample)
+    writer.sample(sample)
     feats = features(ctx, layer, sample)
-    np.save(out / "features.npy", feats)
+    writer.features(feats)
     seconds["features"] = time.time() - t0
     n = len(feats)
     nonfinite = int((~np.isfinite(feats)).any(axis=1).sum())
@@ -148,8 +150,8 @@ def run(ctx, out: Path, key: str) -> dict:
     k_graph = max(cfg.neighbors, int(3 * tsne_perplexity(n, cfg.tsne_perplexity)), cfg.umap_neighbors)
     graph = nearest_neighbors(clean, k_graph, exact_max=cfg.exact_neighbors_max)
     k = min(cfg.neighbors, graph.ids.shape[1])
-    np.save(out / "neighbors.npy", np.where(graph.ids[:, :k] >= 0, sample[np.maximum(graph.ids[:, :k], 0)], -1))
-    np.save(out / "distances.npy", np.ascontiguousarray(graph.distances[:, :k]))
+    writer.neighbors(np.where(graph.ids[:, :k] >= 0, sample[np.maximum(graph.ids[:, :k], 0)], -1),
+                     graph.distances[:, :k])
     seconds["neighbors"] = time.time() - t0
     knn = (graph.ids, graph.distances)
 
@@ -162,23 +164,20 @@ def run(ctx, out: Path, key: str) -> dict:
         umap_map, seconds["umap"] = _timed(umap_2d, clean, cfg.umap_neighbors, cfg.seed, knn)
         tsne_map, seconds["tsne"] = tsne_job.result()
     seconds["tsne_and_umap_wall"] = time.time() - t0
-    np.save(out / "tsne.npy", tsne_map)
-    np.save(out / "umap.npy", umap_map)
+    writer.coords("tsne", tsne_map)
+    writer.coords("umap", umap_map)
 
     t0 = time.time()
     units = {}
-    top_ids = {li["name"]: np.load(ctx.store.stage_dir("topk") / li["name"] / "ids.npy")
-               for li in read_json(ctx.store.stage_dir("topk") / "layers.json")}
+    top_ids = {e.name: run_in.topk.layer(e.name).ids for e in run_in.topk.layers}
     all_codes = unit_codes(ctx, layer, top_ids)
     for name, codes in all_codes.items():
-        info = {"name": name}
-        fname = f"units_{info['name']}.npy"
-        np.save(out / fname, small_map(codes, cfg.seed, cfg.tsne_perplexity))
-        units[info["name"]] = {"file": fname, "units": int(len(codes)),
+        fname = writer.unit_map(name, small_map(codes, cfg.seed, cfg.tsne_perplexity))
+        units[name] = {"file": fname, "units": int(len(codes)),
                                "method": "pca" if len(codes) < PCA_BELOW else "tsne"}
     seconds["units"] = time.time() - t0
     small = n < PCA_BELOW
-    write_json(out / "meta.json", {
+    writer.meta({
         "layer": layer, "count": n, "images": len(labels), "sample": "all images" if n == len(labels) else
         f"{n} of {len(labels)}, class-balanced, seed {cfg.seed}", "dim": int(feats.shape[1]), "nonfinite_rows": nonfinite,
         "neighbors": {"k": int(k), "index": graph.index, "metric": "euclidean", "self_excluded": True},

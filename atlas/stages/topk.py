@@ -26,7 +26,8 @@ from atlas.evidence.streamstats import UnitStats
 from atlas.models.layers import extractor
 from atlas.stages.base import Stage
 from atlas.stages.chunks import chunk_path, save_chunk
-from atlas.stages.store import fault_point, write_json
+from atlas.artifacts import topk as artifact
+from atlas.artifacts.store import fault_point, load_chunk
 
 VERSION = 4  # 3: nonfinite.npy per layer; 4: stats/ streamed, no maxact.npy
 CHUNK_BATCHES = 32
@@ -220,10 +221,10 @@ def fold_chunks(ctx, key: str, n_chunks: int, state: PassState, compute) -> list
     for j in range(len(mine), 0, -1):
         path = chunk_path(folder, mine[j - 1])
         if path.is_file():
-            with np.load(path) as z:
-                if [int(i) for i in z["chunks"]] == mine[:j]:  # same chunks, same ranks
-                    state.restore(z, ctx.device)
-                    done = j
+            z = load_chunk(path)
+            if [int(i) for i in z["chunks"]] == mine[:j]:  # same chunks, same ranks
+                state.restore(z, ctx.device)
+                done = j
             break
     if done and ctx.rank == 0:
         print(f"[topk] resuming: {done} of {n_chunks} chunks already computed", flush=True)
@@ -264,22 +265,19 @@ def run(ctx, out: Path, key: str) -> dict:
         name = layer.name
         parts, stats, nonfinite = [], None, np.zeros(layer.units, np.int64)
         for p in paths:
-            with np.load(p) as z:
-                parts.append((z[f"{name}/values"].T, z[f"{name}/ids"].T, z[f"{name}/where"].T))
-                st = UnitStats.from_arrays(z, f"{name}/stats/")
-                nonfinite += z[f"{name}/nonfinite"]
+            z = load_chunk(p, prefix=f"{name}/")
+            parts.append((z[f"{name}/values"].T, z[f"{name}/ids"].T, z[f"{name}/where"].T))
+            st = UnitStats.from_arrays(z, f"{name}/stats/")
+            nonfinite += z[f"{name}/nonfinite"]
             if stats is None:
                 stats = st
             else:
                 stats.merge(st)
-        folder = out / name
-        folder.mkdir()
-        save_topk(folder, layer, *merge_topk(parts, k))
-        stats.save(folder / "stats")
-        np.save(folder / "nonfinite.npy", nonfinite)
+        values, ids, where = merge_topk(parts, k)
+        artifact.write_layer(out, name, values, ids, grid_positions(layer, where), nonfinite, stats.arrays())
         bad += int((nonfinite > 0).sum())
-    write_json(out / "layers.json", [{"name": layer.name, "alias": layer.alias, "shape": list(layer.shape),
-                                      "units": layer.units, "kind": layer.kind} for layer in ctx.layers])
+    artifact.write_layers(out, [artifact.LayerEntry(layer.name, layer.alias, layer.kind, tuple(layer.shape),
+                                                    layer.units) for layer in ctx.layers])
     units = sum(layer.units for layer in ctx.layers)
     print(f"top-k pass: {n} images, {units} units, {rate:.0f} images/s on this rank")
     if bad:
@@ -287,10 +285,7 @@ def run(ctx, out: Path, key: str) -> dict:
     return {"images": n, "units": units, "k": k, "chunks": n_chunks, "nonfinite_units": bad}
 
 
-def save_topk(folder: Path, layer, values: np.ndarray, ids: np.ndarray, where: np.ndarray) -> None:
-    """values (C,k) float32, ids (C,k) int64, pos (C,k,2) int32 as (y, x) in the layer's map."""
-    np.save(folder / "values.npy", values.astype(np.float32))
-    np.save(folder / "ids.npy", ids.astype(np.int64))
+def grid_positions(layer, where: np.ndarray) -> np.ndarray:
+    """Flat spatial indices (C, k) -> (C, k, 2) int32 (y, x) in the layer's map ((0, 0) for fc)."""
     width = layer.shape[2] if layer.kind == "conv" else 1
-    pos = np.stack([where // width, where % width], axis=-1).astype(np.int32)
-    np.save(folder / "pos.npy", pos)
+    return np.stack([where // width, where % width], axis=-1).astype(np.int32)

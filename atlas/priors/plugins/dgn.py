@@ -45,7 +45,7 @@ def generator_file(ctx) -> Path | None:
 
 
 def identity(ctx, settings: DGNSettings) -> dict:
-    from atlas.stages.store import sha256_file
+    from atlas.artifacts.store import sha256_file
     path = generator_file(ctx)
     if path is None:
         raise SkipPrior(f"model {ctx.spec.name!r} has no generator; skipping the dgn prior (set 'generator' "
@@ -65,7 +65,7 @@ def prepare(ctx, settings: DGNSettings):
 
 def describe(bundle) -> dict:
     """The generator block of the featvis meta.json."""
-    from atlas.stages.store import sha256_file
+    from atlas.artifacts.store import sha256_file
     return {"generator": {"file": bundle.path.name, "sha256": sha256_file(bundle.path), "code_dim": bundle.code_dim,
                           "output_size": bundle.cfg.out_size,
                           **{k: v for k, v in bundle.encoder.items() if isinstance(v, (str, int, float))}}}

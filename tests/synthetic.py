@@ -13,16 +13,17 @@ can check that the site escapes them.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from atlas.evidence.codec import encode
-from atlas.evidence.pictures import write_layer
+from atlas.artifacts import dataset, evidence, featvis, figures, maps, topk
+from atlas.artifacts.pictures import write_layer
 from atlas.evidence.streamstats import UnitStats
 from atlas.priors import registry
-from atlas.stages.store import RunStore, stage_key, write_json
+from atlas.artifacts.store import RunStore, stage_key
 
 ALL_STAGES = ("dataset", "topk", "featvis", "evidence", "maps", "figures")
 HOSTILE = ('<script>alert("x")</script>', "a&b \"double\" 'single'", "</script><!--", "ünïcødé ☃ \u2028 sep",
@@ -81,7 +82,7 @@ def _write_stage(store: RunStore, name: str, params: dict, deps: dict, fill) -> 
     with store.writing(name, stage_key(name, 1, params, deps),
                        {"version": 1, "params": params, "deps": list(deps)}) as out:
         summary = fill(Path(out)) or {}
-        write_json(Path(out) / "summary.json", {**summary, "seconds": 0.01, "synthetic": True})
+        store.write_summary(out, {**summary, "seconds": 0.01, "synthetic": True})
     return store.key(name)
 
 
@@ -124,7 +125,8 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                  layers=[name for name, _, _ in layer_list], topk=k, seeds=spec.seeds,
                  priors=[p for p in spec.priors], neighbors=spec.neighbors)
     root.mkdir(parents=True, exist_ok=True)
-    write_json(root / "config.json", {**cfg.resolved(), "synthetic": asdict(spec) | {"stages": list(spec.stages)}})
+    store.mark_format()
+    store.write_config(cfg.resolved())
 
     view_cache: dict[int, bytes] = {}
     encode_clock = [0.0]   # seconds spent encoding views, as the evidence stage counts them
@@ -146,15 +148,13 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
     def fill_dataset(out: Path) -> dict:
         desc = [(f'{HOSTILE[i % len(HOSTILE)]}/img{i}.png' if hostile else f"synthetic/img{i}.png") for i in range(n)]
         name = "synth <b>set</b> & co" if hostile else "synthetic"
-        write_json(out / "images.json", {"name": name, "fingerprint": f"synthetic-{spec.seed}-{n}",
-                                         "class_names": class_names, "count": n, "source_index": list(range(n)),
-                                         "items": [{"id": i, "label": int(labels[i]), "desc": desc[i]}
-                                                   for i in range(n)]})
         skipped = [{"path": "broken/file.jpg", "reason": "cannot identify image file"}]
         if hostile:
             skipped.append({"path": "<b>bad</b>.png", "reason": '<script>alert("skip")</script>'})
-        write_json(out / "skipped.json", skipped)
-        np.save(out / "thumbs.npy", thumbs)
+        dataset.write(out, {"name": name, "fingerprint": f"synthetic-{spec.seed}-{n}", "class_names": class_names,
+                            "count": n, "source_index": list(range(n)),
+                            "items": [{"id": i, "label": int(labels[i]), "desc": desc[i]} for i in range(n)]},
+                      skipped, thumbs)
         return {"images": n, "skipped": len(skipped)}
 
     maxact: dict[str, np.ndarray] = {}
@@ -183,17 +183,13 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
 
     def fill_topk(out: Path) -> dict:
         for name, _, shape in layer_list:
-            (out / name).mkdir()
             values, ids, pos = tops[name]
-            np.save(out / name / "values.npy", values)
-            np.save(out / name / "ids.npy", ids)
-            np.save(out / name / "pos.npy", pos)
             stats = UnitStats(shape[0], spec.classes)
             for a in range(0, n, 4096):
                 stats.update(maxact[name][a:a + 4096], labels[a:a + 4096])
-            stats.save(out / name / "stats")
-        write_json(out / "layers.json", [{"name": nm, "alias": al, "shape": list(sh), "units": sh[0],
-                                          "kind": "conv" if len(sh) == 3 else "fc"} for nm, al, sh in layer_list])
+            topk.write_layer(out, name, values, ids, pos, None, stats.arrays())
+        topk.write_layers(out, [topk.LayerEntry(nm, al, "conv" if len(sh) == 3 else "fc", tuple(sh), sh[0])
+                                for nm, al, sh in layer_list])
         return {"images": n, "units": sum(sh[0] for _, _, sh in layer_list), "k": k}
 
     if "topk" in spec.stages:
@@ -209,20 +205,17 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
             def fill_featvis(out: Path, u=u, values=values) -> dict:
                 s, sz = spec.seeds, spec.featvis_size
                 for prior in spec.priors:
-                    arr = np.lib.format.open_memmap(out / f"{prior}.npy", mode="w+", dtype=np.uint8,
-                                                    shape=(u, s, sz, sz, 3))
+                    arr = np.empty((u, s, sz, sz, 3), np.uint8)
                     for a in range(0, u, 512):
                         b = min(u, a + 512)
                         arr[a:b] = _smooth(rng, (b - a) * s, sz).reshape(b - a, s, sz, sz, 3)
-                    arr.flush()
-                    del arr
                     act = values[:u, :1] * rng.uniform(0.4, 3.0, (u, s))
-                    np.save(out / f"{prior}_act.npy", act.astype(np.float32))
-                write_json(out / "meta.json", {"priors": list(spec.priors), "seeds": s, "units": u,
-                                               "iterations": {p: 200 for p in spec.priors},
-                                               "crop": [0, 0, sz, sz] if len(shape) == 3 else None,
-                                               "size": sz, "synthetic": True,
-                                               "labels": registry.labels(list(spec.priors))})
+                    featvis.write_prior(out, prior, arr, act.astype(np.float32))
+                    del arr
+                featvis.write_meta(out, {"priors": list(spec.priors), "seeds": s, "units": u,
+                                         "iterations": {p: 200 for p in spec.priors},
+                                         "crop": [0, 0, sz, sz] if len(shape) == 3 else None,
+                                         "size": sz, "labels": registry.labels(list(spec.priors))})
                 return {"units": u}
 
             _write_stage(store, f"featvis/{name}", {"layer": name}, {"topk": keys.get("topk", "")}, fill_featvis)
@@ -244,7 +237,7 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                 meta = write_layer(out, ids, boxes, heat, lambda i: _view_bytes(i, v), v, v, win,
                                    min(224, max(64, win[0])), heatmap="activation" if len(shape) == 3 else "gradcam")
                 encode_s = meta.pop("encode_s") + encode_clock[0] - before   # sheets, and views first seen here
-                write_json(out / "meta.json", {"layer": name, "k": k, **meta, "synthetic": True})
+                writer = evidence.EvidenceWriter(out)
                 m = maxact[name]
                 lo, hi = m.min(0), m.max(0)
                 span = np.where(hi > lo, hi - lo, 1.0)
@@ -252,8 +245,7 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                 idx = np.clip(((m - lo) / span * spec.bins).astype(int), 0, spec.bins - 1)
                 hist = np.bincount((np.arange(c)[None, :] * spec.bins + idx).ravel(),
                                    minlength=c * spec.bins).reshape(c, spec.bins).astype(np.int64)
-                np.save(out / "hist.npy", hist)
-                np.save(out / "hist_edges.npy", edges)
+                writer.histograms(hist, edges)
                 mean, std = m.mean(0), m.std(0)
                 stats, labs = [], []
                 top_labels = labels[ids]
@@ -272,8 +264,7 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                             text = HOSTILE[u % len(HOSTILE)]
                         labs.append({"unit": u, "label": text, "score": float(rng.uniform(0.04, 0.4)),
                                      "method": "iou"})
-                write_json(out / "stats.json", stats)
-                write_json(out / "labels.json", labs)
+                writer.records(stats, labs, {"layer": name, "k": k, **meta})
                 return {"units": c, "encode_s": encode_s}
 
             _write_stage(store, f"evidence/{name}", {"layer": name}, {"topk": keys.get("topk", "")}, fill_evidence)
@@ -283,11 +274,12 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
             d = 16
             centers = rng.normal(0, 4, (spec.classes + 1, d)).astype(np.float32)
             feats = (centers[labels] + rng.normal(0, 1, (n, d))).astype(np.float32)
-            np.save(out / "features.npy", feats)
+            writer = maps.MapsWriter(out)
+            writer.features(feats)
             c2 = rng.uniform(-30, 30, (spec.classes + 1, 2))
-            np.save(out / "tsne.npy", (c2[labels] + rng.normal(0, 3, (n, 2))).astype(np.float32))
+            writer.coords("tsne", (c2[labels] + rng.normal(0, 3, (n, 2))).astype(np.float32))
             c3 = rng.uniform(-8, 8, (spec.classes + 1, 2))
-            np.save(out / "umap.npy", (c3[labels] + rng.normal(0, 1, (n, 2))).astype(np.float32))
+            writer.coords("umap", (c3[labels] + rng.normal(0, 1, (n, 2))).astype(np.float32))
             kk = min(spec.neighbors, n - 1)
             nb = np.empty((n, kk), np.int64)
             dist = np.empty((n, kk), np.float32)
@@ -299,15 +291,13 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                 order = np.argsort(d2, axis=1, kind="stable")[:, :kk]
                 nb[a:b] = order
                 dist[a:b] = np.sqrt(np.maximum(np.take_along_axis(d2, order, 1), 0))
-            np.save(out / "neighbors.npy", nb)
-            np.save(out / "distances.npy", dist)
+            writer.neighbors(nb, dist)
             for name, _, shape in layer_list:
                 cc = rng.uniform(-10, 10, (6, 2))
-                np.save(out / f"units_{name}.npy",
-                        (cc[np.arange(shape[0]) % 6] + rng.normal(0, 2, (shape[0], 2))).astype(np.float32))
-            write_json(out / "meta.json", {"layer": layer_list[-1][0], "neighbors": kk, "metric": "l2",
-                                           "tsne": {"perplexity": 30.0}, "umap": {"n_neighbors": 15},
-                                           "unit_layers": [x[0] for x in layer_list], "synthetic": True})
+                writer.unit_map(name, (cc[np.arange(shape[0]) % 6] + rng.normal(0, 2, (shape[0], 2))).astype(np.float32))
+            writer.meta({"layer": layer_list[-1][0], "neighbors": kk, "metric": "l2",
+                         "tsne": {"perplexity": 30.0}, "umap": {"n_neighbors": 15},
+                         "unit_layers": [x[0] for x in layer_list]})
             return {"images": n}
 
         _write_stage(store, "maps", {"synthetic": spec.seed}, {"topk": keys.get("topk", "")}, fill_maps)
@@ -317,9 +307,9 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
             def fill_figures(out: Path, name=name, shape=shape) -> dict:
                 count = min(spec.figure_units, shape[0])
                 for u in range(count):
-                    (out / f"{u}.pdf").write_bytes(_minimal_pdf(f"{name} unit {u}"))
+                    figures.figure_path(out, u, "pdf").write_bytes(_minimal_pdf(f"{name} unit {u}"))
                     from atlas.render.png import encode_png
-                    (out / f"{u}.png").write_bytes(encode_png(_smooth(rng, 1, 96)[0]))
+                    figures.figure_path(out, u, "png").write_bytes(encode_png(_smooth(rng, 1, 96)[0]))
                 return {"figures": count}
 
             _write_stage(store, f"figures/{name}", {"layer": name}, {"topk": keys.get("topk", "")}, fill_figures)
@@ -327,7 +317,7 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m atlas.render.synthetic OUT [--units N] [--images N] [--hostile]`."""
+    """`python -m tests.synthetic OUT [--units N] [--images N] [--hostile]`."""
     import argparse
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
