@@ -14,7 +14,7 @@ import pytest
 
 from atlas.render.build import render_site
 from atlas.render.gather import ArtifactError, gather
-from tests.synthetic import HOSTILE, SyntheticSpec, write_synthetic_run
+from synthetic import HOSTILE, SyntheticSpec, write_synthetic_run
 from atlas.render.writer import CACHE_NAME, SiteWriter
 from atlas.artifacts.store import RunStore, read_json, write_json
 from site_htmlcheck import check_page, check_site

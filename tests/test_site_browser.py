@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from atlas.render.build import render_site
-from tests.synthetic import SyntheticSpec, write_synthetic_run
+from synthetic import SyntheticSpec, write_synthetic_run
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[1]
