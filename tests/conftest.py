@@ -18,3 +18,18 @@ def cifar_dir() -> Path:
     if not (CIFAR / "test").is_dir():
         pytest.skip(f"CIFAR-10 image folder not found at {CIFAR}")
     return CIFAR
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory) -> Path:
+    """The run folder of `atlas demo --quick`, built once per test session (in a subprocess,
+    as a user runs it) and shared by the archive, browser and figure tests. Tests read it;
+    one that needs to change a run copies it first."""
+    import subprocess
+    out = tmp_path_factory.mktemp("quick-demo") / "run"
+    res = subprocess.run([sys.executable, "-m", "atlas", "demo", "--quick", "--out", str(out), "--device", "cpu"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=1200,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1].endswith("index.html")
+    return out

@@ -17,11 +17,10 @@ from atlas.artifacts.store import read_json
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "run"
-    assert main(["demo", "--quick", "--out", str(out), "--device", "cpu"]) == 0
-    return out
+@pytest.fixture
+def demo(quick_demo) -> Path:
+    """The session's quick demo (conftest.quick_demo), built once for all the tests that use it."""
+    return quick_demo
 
 
 def test_figure_stage_on_demo(demo, capsys):

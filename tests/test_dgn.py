@@ -116,11 +116,14 @@ def test_last_iterate_returned(setup):
     torch.testing.assert_close(res.acts, obj(target(res.images, obj.nodes)))
 
 
-def test_batched_equals_one_at_a_time(setup):
+@pytest.mark.parametrize("clip_image", [False, True])
+def test_batched_equals_one_at_a_time(setup, clip_image):
+    """Each batch element is optimized as if alone, with and without `dgn_clip_image` (the
+    default: the generated image clipped to the valid pixel range each step)."""
     target, bundle = setup
     units = [0, 4, 9, 4, 7]
     seeds = [10, 11, 12, 13, 14]
-    s = DGNSettings(iters=12)
+    s = DGNSettings(iters=12, clip_image=clip_image)
     z0 = initial_codes(seeds, 16, dtype=D)
     batched = dgn_am(bundle, target, unit_objective("classifier.fc8", torch.tensor(units)), z0, s)
     for b, (u, sd) in enumerate(zip(units, seeds)):

@@ -16,7 +16,8 @@ from atlas.evidence.dissect import RunningTopValues, concept_labels, dissect, va
 from atlas.evidence.labels import class_labels, top_class_labels
 from atlas.models.spec import ModelSpec, register, registry
 from atlas.models.zoo import WORLD_MEAN, WORLD_STD
-from atlas.stages import dataset, evidence, topk
+from atlas.stages import concepts, dataset, evidence, topk
+from atlas.stages import dissect as dissect_stage
 from atlas.stages.base import run_stage
 from atlas.artifacts.store import RunStore, read_json
 
@@ -41,7 +42,7 @@ def test_hand_built_color_units_get_their_colors(tmp_path):
     """Through the real stages: dataset, topk, concepts, dissect, evidence."""
     cfg = Config(model="test-colors", world_count=150, topk=3, out=str(tmp_path), maps=False, workers=0)
     ctx = Context(cfg, RunStore(tmp_path))
-    for factory in (dataset.make, topk.make, evidence.make):
+    for factory in (dataset.make, topk.make, concepts.make, dissect_stage.make, evidence.make):
         made = factory(ctx)
         for stage in made if isinstance(made, list) else [made]:
             run_stage(ctx, stage)

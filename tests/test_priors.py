@@ -92,10 +92,19 @@ def test_fourier_raises_activation(target):
     assert torch.all(acts > start)
 
 
-def test_fourier_with_diversity_runs(target):
-    obj = unit_objective("classifier.fc8", torch.tensor([0, 0])) + 0.5 * diversity("features.conv2", torch.tensor([0, 0]))
-    images, _ = fourier_visualize(target, obj, [1, 2], FourierSettings(iters=5))
-    assert images.shape == (2, 3, 32, 32)
+def test_fourier_with_diversity_pushes_seeds_apart(target):
+    """The diversity term couples the seeds of a unit: with it, the two seeds' images end up
+    less alike (higher diversity score, i.e. lower Gram similarity) than without it, from
+    the same starting parameters."""
+    unit = unit_objective("classifier.fc8", torch.tensor([0, 0]))
+    spread = diversity("features.conv2", torch.tensor([0, 0]))
+    plain, _ = fourier_visualize(target, unit, [1, 2], FourierSettings(iters=30))
+    diverse, _ = fourier_visualize(target, unit + 2.0 * spread, [1, 2], FourierSettings(iters=30))
+    assert diverse.shape == (2, 3, 32, 32) and not torch.allclose(plain, diverse)
+    with torch.no_grad():
+        score_plain = spread(target(plain, spread.nodes)).mean()
+        score_diverse = spread(target(diverse, spread.nodes)).mean()
+    assert score_diverse > score_plain
 
 
 def test_affine_identity_and_randomness():

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,20 +19,15 @@ from atlas.render.build import render_site
 from synthetic import SyntheticSpec, write_synthetic_run
 
 CHROMIUM = "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (.ci/run installs it)")]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
 
 
 @pytest.fixture(scope="session")
-def demo_site(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "run"
-    res = subprocess.run([sys.executable, "-m", "atlas", "demo", "--quick", "--out", str(out)], cwd=REPO,
-                         capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert res.returncode == 0, res.stderr[-3000:]
-    return out / "site"
+def demo_site(quick_demo) -> Path:
+    """The site of the session's quick demo (conftest.quick_demo)."""
+    return quick_demo / "site"
 
 
 @pytest.fixture(scope="session")

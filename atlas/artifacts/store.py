@@ -263,6 +263,8 @@ class RunStore:
     def writing(self, name: str, key: str, meta: dict) -> Iterator[Path]:
         """Yield a temporary folder; on success write the manifest and swap it into place."""
         final = self.stage_dir(name)
+        if not (self.stages_dir / FORMAT_FILE).is_file() and not self.completed():
+            self.mark_format()  # a fresh run folder (the pipeline marks it earlier, after its check)
         tmp = self.stages_dir / ".tmp" / f"{name.replace('/', '__')}.{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)

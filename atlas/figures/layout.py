@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from atlas.artifacts.featvis import stage as featvis_stage
 from atlas.figures.artifacts import FigureError, LayerArtifacts
 from atlas.priors import registry
 
@@ -89,7 +90,7 @@ def parse_columns(spec: str | None, layers: list[LayerArtifacts]) -> list[Column
         limit = seeds[kind] if kind in priors else k
         if kind in priors and limit == 0:
             have = [p for p in priors if seeds[p]] + ["patches", "images"]
-            stages = ", ".join(f"featvis/{layer.name}" for layer in layers)
+            stages = ", ".join(featvis_stage(layer.name) for layer in layers)
             raise FigureError(f"--columns: no {kind} images in the run (stage {stages} missing or "
                               f"without {kind}); available: {', '.join(have)}")
         if kind in priors:

@@ -1,11 +1,10 @@
-"""`atlas serve DIR`: preview a built site over HTTP on this machine only (127.0.0.1).
+"""The preview server behind `atlas serve DIR` (atlas/cli/serve.py): HTTP on 127.0.0.1 only.
 
 DIR is a run folder (its `site/` is served) or a site folder itself. The site needs no
 server (it works from file://); this is for checking it the way a static host serves it.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,29 +39,3 @@ def make_server(directory: str | Path, port: int = 8000, quiet: bool = False) ->
         return ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as exc:
         raise ValueError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another --port") from exc
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    root = site_root(args.dir)
-    server = make_server(root, args.port, quiet=args.quiet)
-    host, port = server.server_address[:2]
-    print(f"serving {root} at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("stopped")
-    finally:
-        server.server_close()
-    return 0
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="preview a built site at http://127.0.0.1:PORT/",
-                       description="Serve a run's site/ folder (or a site folder) over HTTP on 127.0.0.1 only, "
-                                   "for a local preview. The site itself needs no server.")
-    p.add_argument("dir", metavar="DIR", help="a run folder or a site folder")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
-    p.add_argument("--quiet", action="store_true", help="do not log each request")
-
-
-HANDLERS = {"serve": cmd_serve}

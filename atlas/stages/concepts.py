@@ -28,10 +28,13 @@ def available(ctx) -> bool:
     return callable(getattr(ctx.source, "masks", None))
 
 
-def make(ctx) -> Stage:
+def make(ctx) -> list[Stage]:
+    """The concepts stage, for data that draws concept masks; none otherwise."""
+    if not available(ctx):
+        return []
     params = {"source": ctx.source.name, "thumb": thumb_size(ctx), "input_size": ctx.spec.input_size,
               "resize": ctx.spec.resize, "kinds": {k: list(v) for k, v in KINDS.items()}}
-    return Stage("concepts", VERSION, params, run, deps=("dataset",))
+    return [Stage("concepts", VERSION, params, run, deps=("dataset",))]
 
 
 def _nearest(n_in: int, n_out: int) -> np.ndarray:

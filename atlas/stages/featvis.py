@@ -73,7 +73,7 @@ def make(ctx) -> list[Stage]:
         units = min(layer.units, cfg.units_limit or layer.units)
         params = {**common, "layer": layer.name, "units": units}
         fn = partial(run, layer=layer, units=units, priors=priors, settings=settings)
-        stages.append(Stage(f"featvis/{layer.name}", VERSION, params, fn, deps=deps))
+        stages.append(Stage(artifact.stage(layer.name), VERSION, params, fn, deps=deps))
     return stages
 
 
@@ -152,7 +152,7 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
     chunks = [(u0, min(units, u0 + per_chunk)) for u0 in range(0, units, per_chunk)]
     mine = set(ctx.shard(len(chunks)))
     order = [c for i, c in enumerate(chunks) if i in mine] + [c for i, c in enumerate(chunks) if i not in mine]
-    part = ctx.store.partial_dir(f"featvis/{layer.name}", key)
+    part = ctx.store.partial_dir(artifact.stage(layer.name), key)
     total = sum(settings[p].iters for p in priors) * units * S
     done_units = {p: 0 for p in priors}
     seconds = {p: 0.0 for p in priors}

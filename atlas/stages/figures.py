@@ -24,6 +24,8 @@ from functools import partial
 from pathlib import Path
 
 from atlas.stages.base import Stage
+from atlas.artifacts import evidence, featvis, topk
+from atlas.artifacts import figures as figure_files
 from atlas.artifacts.figures import FORMATS, figure_path, write_meta
 
 VERSION = 1
@@ -34,13 +36,12 @@ MIN_UNITS_PER_PROCESS = 48  # below this a second process costs more to start th
 def make(ctx) -> list[Stage]:
     stages = []
     for layer in ctx.layers:
-        # registered last: the featvis/evidence stages of the plan have finished by now
-        deps = ["topk"] + [d for d in (f"featvis/{layer.name}", f"evidence/{layer.name}")
-                           if ctx.store.manifest(d) is not None]
+        # its inputs: the layer's top-k, feature visualizations and evidence (every plan has them)
+        deps = [topk.STAGE, featvis.stage(layer.name), evidence.stage(layer.name)]
         units = layer.units if ctx.cfg.units_limit is None else min(layer.units, ctx.cfg.units_limit)
         params = {"layer": layer.name, "units": units, "dpi": DPI, "formats": list(FORMATS),
                   "columns": "default"}
-        stages.append(Stage(f"figures/{layer.name}", VERSION, params,
+        stages.append(Stage(figure_files.stage(layer.name), VERSION, params,
                             partial(run, layer=layer.name, units=units), deps=tuple(deps)))
     return stages
 

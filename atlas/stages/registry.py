@@ -2,9 +2,10 @@
 list of Stages; entries are called in order, after the ones before them have run."""
 from __future__ import annotations
 
-from atlas.stages import dataset, evidence, featvis, figures, maps, topk
+from atlas.stages import concepts, dataset, dissect, evidence, featvis, figures, maps, topk
 
 
 def factories(ctx) -> list:
-    return [dataset.make, topk.make, featvis.make, evidence.make, maps.make,
-            figures.make]  # keep last: it shows what the stages before it made
+    """Every stage declares its inputs (`Stage.deps`); none adds or discovers another."""
+    return [dataset.make, topk.make, featvis.make, concepts.make, dissect.make, evidence.make, maps.make,
+            figures.make]
