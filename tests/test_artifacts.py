@@ -238,6 +238,7 @@ STAGE_PATHS = {"stage_dir", "stages_dir"}  # partial_dir holds chunks, read and 
 NOT_STAGE_FILES = {
     "atlas/config.py": "TOML config files",
     "atlas/data/sources.py": "the data set's image files",
+    "atlas/data/bigsources.py": "ImageNet / WebDataset files and their meta files",
     "atlas/priors/genfile.py": "generator weight files",
     "atlas/models/checkpoint.py": "classifier checkpoints",
     "atlas/render/writer.py": "the site's output files and its render record",

@@ -116,7 +116,7 @@ def test_dgn_restarts_store_the_best_and_keep_the_last(tmp_path):
     from atlas.context import Context
     from atlas.stages import featvis
     from atlas.stages.base import run_stage
-    from atlas.stages.store import RunStore
+    from atlas.artifacts.store import RunStore
     gen = _tiny_generator(tmp_path)
     out = {}
     for name, kw in {"plain": {}, "restarts": {"dgn_restarts": 3}, "best": {"dgn_keep": "best"}}.items():
