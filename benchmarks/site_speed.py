@@ -1,7 +1,7 @@
 """How fast the renderer builds a large site, from scratch and again with nothing changed.
 
 Writes a synthetic run (AlexNet-shaped layers, every artifact of the contract) with
-`atlas.render.synthetic`, renders it from scratch, renders it again unchanged, then
+`tests/synthetic.py`, renders it from scratch, renders it again unchanged, then
 changes one unit's label and renders again. The last line printed is one JSON object:
 
     {"pages_per_s": P, "units": N, "pages": ..., "scratch_s": ..., "rerender_s": ..., ...}

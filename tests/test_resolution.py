@@ -125,7 +125,7 @@ def test_heat_canvas_draws_the_overlay(tmp_path):
     import torch
 
     from atlas.evidence.heatmaps import overlay, upsample
-    from atlas.render.synthetic import SyntheticSpec, write_synthetic_run
+    from synthetic import SyntheticSpec, write_synthetic_run
     run = write_synthetic_run(tmp_path / "run", SyntheticSpec(stages=("dataset", "topk", "evidence")))
     render_site(run, workers=1)
     grid = load(run / "stages" / "evidence" / "features.conv5").heat[3, 0]
