@@ -16,8 +16,8 @@ code path and settings). Then:
   averaged over classes (lower is more natural). KID rather
   than FID: it is an unbiased estimate (the squared MMD under a cubic polynomial kernel),
   so it means the same with a handful of images per class as with thousands, where FID is
-  biased by the sample size. naturalness_ci is a 95% bootstrap interval (images resampled
-  within each class); naturalness_real is the same KID for as many real held-out images
+  biased by the sample size. naturalness_ci is a 95% interval over the classes (Student t
+  on the per-class values); naturalness_real is the same KID for as many real held-out images
   per class, not those of the reference (the floor a prior could reach);
 - classifier_accuracy: the judge's accuracy on real held-out images (how much its verdict
   is worth); model_accuracy: the same for the visualized network.
@@ -120,22 +120,22 @@ def kid(x: np.ndarray, y: np.ndarray) -> float:
                  - 2 * kxy.mean())
 
 
-def class_kid(fake: dict[int, np.ndarray], real: dict[int, np.ndarray], boot: int = 200,
-              seed: int = 0) -> tuple[float, list[float]]:
-    """KID averaged over classes, and a 95% bootstrap interval (images resampled per class)."""
-    classes = sorted(fake)
-    value = float(np.mean([kid(fake[c], real[c]) for c in classes]))
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(boot):
-        vals = []
-        for c in classes:
-            f = fake[c][rng.integers(0, len(fake[c]), len(fake[c]))]
-            r = real[c][rng.integers(0, len(real[c]), len(real[c]))]
-            vals.append(kid(f, r))
-        draws.append(np.mean(vals))
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return value, [round(float(lo), 4), round(float(hi), 4)]
+T975 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        19: 2.093, 99: 1.984}  # Student t, 97.5% quantile by degrees of freedom
+
+
+def class_kid(fake: dict[int, np.ndarray], real: dict[int, np.ndarray]) -> tuple[float, list[float]]:
+    """KID averaged over classes, and a 95% interval over classes (Student t on the
+    per-class values: classes are the replicates; each value carries its own sampling
+    noise). A bootstrap that resamples images with replacement would be biased here: the
+    unbiased estimator counts a duplicated image as a perfect match."""
+    vals = np.array([kid(fake[c], real[c]) for c in sorted(fake)])
+    mean = float(vals.mean())
+    if len(vals) < 2:
+        return mean, [mean, mean]
+    df = len(vals) - 1
+    half = T975.get(df, T975[max(k for k in T975 if k <= df)]) * vals.std(ddof=1) / np.sqrt(len(vals))
+    return mean, [round(mean - half, 4), round(mean + half, 4)]
 
 
 @torch.no_grad()
@@ -158,6 +158,31 @@ def real_pass(source: Source, spec, model, judge, node: str, batch: int = 256):
     return {k: v / len(source) for k, v in correct.items()}, best, np.concatenate(feats)
 
 
+def save_class_figure(rows: list[np.ndarray], priors: list[str], class_names: list[str], seeds: int,
+                      shown: int, path: Path) -> None:
+    """A labelled grid: one row per prior, one column per class, the first `shown` seeds
+    of each class side by side. rows[i] is prior i's images (units x seeds, H, W, 3)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = len(class_names)
+    fig, axes = plt.subplots(len(priors), n, figsize=(1.1 * n * shown, 1.25 * len(priors) + 0.3), squeeze=False)
+    for i, prior in enumerate(priors):
+        imgs = rows[i].reshape(n, seeds, *rows[i].shape[1:])
+        for c in range(n):
+            ax = axes[i][c]
+            ax.imshow(np.concatenate(list(imgs[c, :shown]), axis=1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(class_names[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(prior, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="world", choices=sorted(SETUPS))
@@ -176,6 +201,8 @@ def main() -> None:
                     help="clamp G's images to 0..1 before the network sees them (the atlas default); "
                          "--no-dgn-clip-image is act_max.py exactly")
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--save-figure", type=Path,
+                    help="write a labelled PNG: rows = priors, columns = classes (first two seeds each)")
     ap.add_argument("--save-sheet", type=Path, help="write a PNG: rows = priors, columns = units x seeds")
     args = ap.parse_args()
     if args.threads:
@@ -233,6 +260,7 @@ def main() -> None:
     seeds = [element_seed(cfg.seed, setup.output_node, u, s) for u in range(n_units) for s in range(S)]
     objective = unit_objective(setup.output_node, units)
     recog, ratio, ratio_median, act_mean, nat, nat_ci, info, sheet_rows = {}, {}, {}, {}, {}, {}, {}, []
+    per_prior: list[np.ndarray] = []
     for prior in args.priors:
         t1 = time.time()
         res = optimize(prior, target, objective, seeds, settings[prior], resources.get(prior))
@@ -250,12 +278,15 @@ def main() -> None:
         act_mean[prior] = round(float(acts.mean()), 3)
         info[prior] = {**res.info, "seconds": round(time.time() - t1, 1)}
         sheet_rows.append(np.concatenate(list(stored.numpy()), axis=1))
+        per_prior.append(stored.numpy())
         print(f"{prior}: naturalness (KID) {nat[prior]:.4f} {nat_ci[prior]}, recognizability {recog[prior]:.3f}, "
               f"act ratio {ratio[prior]:.2f}", flush=True)
     if args.save_sheet:
         from PIL import Image
         img = Image.fromarray(np.concatenate(sheet_rows, axis=0))
         img.resize((img.width * 2, img.height * 2), Image.NEAREST).save(args.save_sheet)
+    if args.save_figure:
+        save_class_figure(per_prior, args.priors, list(spec.class_names), S, min(2, S), args.save_figure)
     # the floor: as many other real images per class (the odd ones) against the reference (the even ones)
     floor, floor_ci = class_kid({c: real_feats[real_labels == c][1::2][:S] for c in range(n_units)}, reference)
     result = {"dataset": args.dataset, "naturalness": nat, "naturalness_ci": nat_ci,

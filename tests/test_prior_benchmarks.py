@@ -32,8 +32,12 @@ def test_kid_is_unbiased_and_separates_distributions():
     k = lambda a, b: (a @ b / 2 + 1) ** 3  # noqa: E731
     expect = (2 * k(x[0], x[1])) / 2 + (2 * k(y[0], y[1])) / 2 - 2 * np.mean([k(a, b) for a in x for b in y])
     assert np.isclose(f.kid(x, y), expect)
-    value, (lo, hi) = f.class_kid({0: rng.normal(1, 1, (8, 4))}, {0: rng.normal(size=(100, 4))}, boot=50)
-    assert lo <= value <= hi or np.isclose(value, lo) or np.isclose(value, hi)
+    fake = {c: rng.normal(1, 1, (8, 4)) for c in range(5)}
+    real = {c: rng.normal(size=(100, 4)) for c in range(5)}
+    value, (lo, hi) = f.class_kid(fake, real)
+    per_class = [f.kid(fake[c], real[c]) for c in range(5)]
+    assert np.isclose(value, np.mean(per_class)) and lo < value < hi
+    assert np.isclose(hi - value, 2.776 * np.std(per_class, ddof=1) / np.sqrt(5), atol=1e-4)
 
 
 def test_vs_lucent_exits_clearly_without_lucent():
