@@ -1,4 +1,6 @@
-"""A synthetic run folder with every artifact of the contract in ARCHITECTURE.md.
+"""Synthetic run folders with every artifact of the contract in ARCHITECTURE.md, written
+through the contract's writers (atlas/artifacts): `write_synthetic_run` at any scale, and
+`make_run`, a small run with fixed content. The one synthetic writer (outside the package).
 
 Random arrays of the right shapes and dtypes, written through `RunStore.writing` so the
 manifests are real. The renderer's tests and `benchmarks/site_speed.py` use it to build
@@ -316,6 +318,97 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
     return root
 
 
+# -- a small run with fixed, hand-checkable content (figure and archive tests) ----------------
+
+CLASSES = ["circle", "square", "triangle"]
+LAYERS = [topk.LayerEntry("features.conv5", "conv5", "conv", (6, 4, 4), 6),
+          topk.LayerEntry("classifier.fc8", "fc8", "fc", (3,), 3)]
+
+
+def _small_stage(store: RunStore, name: str, params: dict, fill, seconds: float = 0.1) -> None:
+    with store.writing(name, f"key-{name}", {"version": 1, "params": params, "deps": []}) as out:
+        fill(Path(out))
+        store.write_summary(out, {"seconds": seconds})
+
+
+def make_run(root: Path, n_images: int = 12, k: int = 4, seeds: int = 2, thumb: int = 16,
+             featvis_layers: tuple[str, ...] = ("features.conv5",), featvis_units: int = 4,
+             evidence_layers: tuple[str, ...] = ("features.conv5",), seed: int = 0) -> Path:
+    """A small run folder at `root`: config, dataset, topk and the asked featvis/evidence
+    layers (random content of the contract's shapes; even units of conv5 labelled
+    "shape:<class>"), written through the artifact writers."""
+    rng = np.random.default_rng(seed)
+    thumbs = rng.integers(0, 256, (n_images, thumb, thumb, 3), dtype=np.uint8)
+    root = Path(root)
+    store = RunStore(root)
+    root.mkdir(parents=True, exist_ok=True)
+    store.mark_format()
+    store.write_config({"model": "worldnet", "data": "world", "seed": 0, "seeds": seeds, "world_seed": 2,
+                        "title": "synthetic run", "out": str(root)})
+    items = [{"id": i, "label": i % len(CLASSES), "desc": f"world:2:{i}"} for i in range(n_images)]
+    _small_stage(store, "dataset", {"source": "world"}, lambda out: dataset.write(
+        out, {"name": "world(seed=2)", "fingerprint": "f" * 64, "class_names": CLASSES, "count": n_images,
+              "source_index": list(range(n_images)), "items": items}, [], thumbs))
+    tops = {}
+    for e in LAYERS:
+        values = -np.sort(-rng.normal(size=(e.units, k)).astype(np.float32), axis=1)
+        ids = np.stack([rng.permutation(n_images)[:k] for _ in range(e.units)]).astype(np.int64)
+        tops[e.name] = (values, ids, np.zeros((e.units, k, 2), dtype=np.int32))
+
+    def fill_topk(out: Path) -> None:
+        for name, (values, ids, pos) in tops.items():
+            topk.write_layer(out, name, values, ids, pos, None)
+        topk.write_layers(out, LAYERS)
+    _small_stage(store, "topk", {"model": "worldnet", "weights": "sha256:" + "a" * 64, "k": k,
+                                 "layers": [e.name for e in LAYERS]}, fill_topk, seconds=4.0)
+    by_name = {e.name: e for e in LAYERS}
+    for name in featvis_layers:
+        units = min(featvis_units, by_name[name].units)
+
+        def fill_featvis(out: Path, units=units) -> None:
+            for prior in ("dgn", "pixel", "fourier"):
+                featvis.write_prior(out, prior, rng.integers(0, 256, (units, seeds, thumb, thumb, 3), dtype=np.uint8),
+                                    rng.normal(5, 2, (units, seeds)).astype(np.float32))
+            featvis.write_meta(out, {"priors": ["dgn", "pixel", "fourier"], "seeds": seeds, "units": units,
+                                     "iterations": {"dgn": 5, "pixel": 5, "fourier": 5}, "crop": None,
+                                     "labels": registry.labels(["dgn", "pixel", "fourier"])})
+        _small_stage(store, featvis.stage(name), {"layer": name}, fill_featvis, seconds=2.5)
+    for name in evidence_layers:
+        _small_stage(store, evidence.stage(name), {"layer": name},
+                     lambda out, e=by_name[name]: _small_evidence(out, e, k, n_images, rng, tops[e.name][1], thumbs),
+                     seconds=1.5)
+    return root
+
+
+def _small_evidence(out: Path, layer: topk.LayerEntry, k: int, n_images: int, rng, ids: np.ndarray,
+                    thumbs: np.ndarray, patch: int = 8) -> None:
+    """Evidence as the evidence stage stores it: the top images' views (the thumbnails,
+    encoded once), boxes of `patch` px, heat grids, sheets, histograms, stats and labels."""
+    c, t = layer.units, thumbs.shape[1]
+    win = (patch, patch) if layer.kind == "conv" else (t, t)
+    y0 = rng.integers(0, t - win[0] + 1, (c, k))
+    x0 = rng.integers(0, t - win[1] + 1, (c, k))
+    boxes = np.stack([y0, x0, y0 + win[0], x0 + win[1]], -1)
+    heat = rng.integers(0, 256, (c, k, 4, 4), dtype=np.uint8)
+    encoded: dict[int, bytes] = {}
+
+    def view(i: int) -> bytes:
+        if i not in encoded:
+            encoded[i] = encode(thumbs[i], "jpeg", 90)
+        return encoded[i]
+
+    labels = [{"unit": u, "label": f"shape:{CLASSES[u % len(CLASSES)]}" if u % 2 == 0 else None,
+               "score": round(float(rng.uniform(0.05, 0.5)), 3), "method": "iou"} for u in range(c)]
+    writer = evidence.EvidenceWriter(out)
+    writer.histograms(rng.integers(0, n_images, (c, 8)).astype(np.int64),
+                      np.tile(np.linspace(0, 1, 9, dtype=np.float32), (c, 1)))
+    stats = [{"unit": u, "mean": 0.1, "std": 0.2, "max": 1.0, "selectivity": 0.5, "dead": False, "nonfinite": 0,
+              "top_classes": [[CLASSES[0], 0.5]]} for u in range(c)]
+    meta = write_layer(out, ids, boxes, heat, view, t, t, win, 64)
+    meta.pop("encode_s")
+    writer.records(stats, labels, {"layer": layer.name, "k": k, **meta})
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m tests.synthetic OUT [--units N] [--images N] [--hostile]`."""
     import argparse
@@ -336,4 +429,5 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["SyntheticSpec", "write_synthetic_run", "alexnet_like", "ALL_STAGES", "HOSTILE"]
+__all__ = ["SyntheticSpec", "write_synthetic_run", "alexnet_like", "make_run", "ALL_STAGES", "CLASSES", "HOSTILE",
+           "LAYERS"]

@@ -17,7 +17,7 @@ from atlas.archive.provenance import dataset_info
 from atlas.cli import main
 from atlas.render.build import build_site
 from atlas.artifacts.store import read_json, write_json
-from synthetic_run import make_run
+from synthetic import make_run
 
 
 @pytest.fixture(scope="module")

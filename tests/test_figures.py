@@ -16,7 +16,7 @@ from atlas.cli import main
 from atlas.figures import FigureError, RunArtifacts, build_grid, make_figure, parse_columns, parse_units
 from atlas.stages import figures as figures_stage
 from atlas.artifacts.store import RunStore, read_json
-from synthetic_run import make_run
+from synthetic import make_run
 
 pypdf = pytest.importorskip("pypdf")
 
