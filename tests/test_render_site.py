@@ -15,6 +15,7 @@ import pytest
 from atlas.render.build import render_site
 from atlas.render.gather import ArtifactError, gather
 from synthetic import HOSTILE, SyntheticSpec, write_synthetic_run
+from atlas.render.names import safe_name
 from atlas.render.writer import CACHE_NAME, SiteWriter
 from atlas.artifacts.store import RunStore, read_json, write_json
 from site_htmlcheck import check_page, check_site
@@ -224,11 +225,18 @@ def test_missing_required_stage_is_reported(tmp_path):
 
 
 def test_site_writer_refuses_escapes_and_repeats(tmp_path):
+    """Safe names stay one plain ASCII path part; the writer refuses paths that leave the
+    site folder (also through a symbolic link) and a second write of the same path."""
+    for text in ("../../x", "..", ".", "a/b", "<b>", "日本語", "", "x" * 300, "CON", "a\x00b"):
+        name = safe_name(text)
+        assert name and "/" not in name and not name.startswith(".") and len(name) <= 80, (text, name)
+        assert all(c.isascii() and (c.isalnum() or c in "._-") for c in name), name
+    assert safe_name("../../x") != safe_name("x") and safe_name("a b") != safe_name("a_b")
     w = SiteWriter(tmp_path / "site")
     w.write("a/b.html", "x")
     with pytest.raises(ValueError, match="written twice"):
         w.write("a/b.html", "y")
-    for bad in ("../x.html", "a/../../x", "/etc/passwd", "a//b", "a\\b", "./x"):
+    for bad in ("../x.html", "a/../../x", "/etc/passwd", "a//b", "a\\b", "./x", "../../x"):
         with pytest.raises(ValueError, match="outside the site folder"):
             w.claim(bad)
     outside = tmp_path / "outside"

@@ -58,36 +58,26 @@ def test_interrupted_run_resumes_identically(tmp_path, monkeypatch):
     assert artifact_digests(Path(cfg.out)) == artifact_digests(Path(full.out))
 
 
-def test_changed_parameter_reruns_only_dependents(tmp_path, capsys):
-    cfg = small(tmp_path / "r")
-    run(cfg)
-    store = RunStore(cfg.out)
-    before = {s: store.key(s) for s in ("dataset", "topk")}
-    run(dataclasses.replace(cfg, topk=5))
-    after = {s: store.key(s) for s in ("dataset", "topk")}
-    assert after["dataset"] == before["dataset"]
-    assert after["topk"] != before["topk"]
-    out = capsys.readouterr().out
-    assert "[dataset] up to date, skipped" in out
-
-
-def test_second_run_skips_everything(tmp_path, capsys):
+def test_skip_recompute_and_rerun_only_dependents(tmp_path, capsys):
+    """One run, then: the same command skips every stage; a stage with a file missing is
+    recomputed (its inputs are not); a changed parameter reruns that stage, not its inputs."""
     cfg = small(tmp_path / "r")
     run(cfg)
     capsys.readouterr()
     run(cfg)
-    out = capsys.readouterr().out
-    assert "0 stages computed" in out
-    config = json.loads((Path(cfg.out) / "config.json").read_text())
-    assert config["topk"] == 4
+    assert "0 stages computed" in capsys.readouterr().out
+    assert json.loads((Path(cfg.out) / "config.json").read_text())["topk"] == 4
 
-
-def test_stage_with_missing_file_is_recomputed(tmp_path):
-    cfg = small(tmp_path / "r")
-    run(cfg)
     store = RunStore(cfg.out)
     (store.stage_dir("topk") / "features.conv1" / "ids.npy").unlink()
     assert store.manifest("topk") is None
     ctx = Context(cfg, store)
     assert run_stage(ctx, dataset.make(ctx)) == "skipped"
     assert run_stage(ctx, topk.make(ctx)) == "ran"
+
+    before = {s: store.key(s) for s in ("dataset", "topk")}
+    capsys.readouterr()
+    run(dataclasses.replace(cfg, topk=5))
+    after = {s: store.key(s) for s in ("dataset", "topk")}
+    assert after["dataset"] == before["dataset"] and after["topk"] != before["topk"]
+    assert "[dataset] up to date, skipped" in capsys.readouterr().out
