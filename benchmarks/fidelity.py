@@ -135,7 +135,7 @@ def class_kid(fake: dict[int, np.ndarray], real: dict[int, np.ndarray]) -> tuple
         return mean, [mean, mean]
     df = len(vals) - 1
     half = T975.get(df, T975[max(k for k in T975 if k <= df)]) * vals.std(ddof=1) / np.sqrt(len(vals))
-    return mean, [round(mean - half, 4), round(mean + half, 4)]
+    return mean, [round(float(mean - half), 4), round(float(mean + half), 4)]
 
 
 @torch.no_grad()
