@@ -43,6 +43,7 @@ class Config:
     world_seed: int = 2
     world_count: int = 3000
     layers: list[str] = field(default_factory=list)  # empty: the model's default layers
+    input_size: int | None = None       # feed the model this square size instead of its own (tests, small data)
     out: str = "atlas-out"
     # the data-set pass
     topk: int = 9
@@ -64,6 +65,7 @@ class Config:
     featvis_threads: int = 1
     featvis_diversity: float = 0.0     # weight of Lucid's diversity term across a unit's seeds (pixel, fourier)
     units_limit: int | None = None      # visualize only the first N units of each layer
+    units: list[str] = field(default_factory=list)  # which units, per layer: ["fc8:0-99", "conv5:all", "fc6:3,7"]
     # evidence and maps
     maps: bool = True
     map_layer: str | None = None        # default: the model's penultimate layer (fc7)
@@ -192,6 +194,13 @@ def validate(cfg: Config, origin: str = "config") -> None:
     for p in cfg.layers:
         if not p.strip():
             raise ConfigError(f"{origin}: 'layers' has an empty name")
+    if cfg.input_size is not None and not 8 <= cfg.input_size <= 1024:
+        raise ConfigError(f"{origin}: 'input_size' must be 8..1024 or unset, got {cfg.input_size!r}")
+    from atlas.units import UnitsError, parse_units
+    try:
+        parse_units(cfg.units)
+    except UnitsError as exc:
+        raise ConfigError(f"{origin}: 'units': {exc}") from exc
     _validate_evidence(cfg, origin)
 
 

@@ -13,8 +13,9 @@ from atlas.config import Config
 from atlas.data.bigsources import ImageNetFolder, TorchvisionImageNet, WebDatasetSource, is_shard_folder
 from atlas.data.sources import DataError, FolderSource, Source, TorchvisionSource, WorldSource
 from atlas.models import load_model
-from atlas.models.layers import LayerInfo, node_names, resolve_layers
-from atlas.models.spec import ModelSpec, get_spec
+from atlas.models.layers import LayerRef, list_layers, penultimate, resolve_layers
+from atlas.models.registry import get_spec
+from atlas.models.spec import ModelSpec
 from atlas.resources import weights_path
 from atlas.artifacts.dataset import read_info
 from atlas.artifacts.store import RunStore, sha256_file
@@ -94,7 +95,8 @@ class Context:
 
     @cached_property
     def spec(self) -> ModelSpec:
-        return get_spec(self.cfg.model)
+        spec = get_spec(self.cfg.model)
+        return spec.at_input_size(self.cfg.input_size) if self.cfg.input_size else spec
 
     @cached_property
     def weights_id(self) -> str:
@@ -105,19 +107,47 @@ class Context:
         return build_model(self.spec, self.cfg.weights).to(self.device)
 
     @cached_property
-    def layers(self) -> list[LayerInfo]:
-        cpu_model = self.model if self.device.type == "cpu" else build_model(self.spec, self.cfg.weights)
-        return resolve_layers(cpu_model, self.spec, self.cfg.layers or None)
+    def cpu_model(self) -> torch.nn.Module:
+        return self.model if self.device.type == "cpu" else build_model(self.spec, self.cfg.weights)
+
+    @cached_property
+    def every_layer(self) -> list[LayerRef]:
+        """All of the model's layers, analysable or not (listed once per run)."""
+        return list_layers(self.cpu_model, self.spec, with_unanalysable=True)
+
+    @cached_property
+    def layers(self) -> list[LayerRef]:
+        """The layers this run analyses, each resolved once to its LayerRef."""
+        layers = resolve_layers(self.cpu_model, self.spec, self.cfg.layers or None, self.every_layer)
+        known = {n for layer in layers for n in (layer.name, layer.alias) if n}
+        from atlas.units import parse_units
+        for name in parse_units(self.cfg.units):
+            if name not in known:
+                raise ValueError(f"'units': layer {name!r} is not among the run's layers "
+                                 f"({', '.join(layer.short_title for layer in layers)})")
+        return layers
+
+    def layer(self, name: str, key: str = "layers") -> LayerRef:
+        """The LayerRef of `name` (a node or an alias), from any of the model's layers;
+        unknown or unanalysable names fail naming `key`."""
+        try:
+            return resolve_layers(self.cpu_model, self.spec, [name], self.every_layer)[0]
+        except ValueError as exc:
+            raise ValueError(f"{key!r}: {exc}") from exc
 
     def check_layer_name(self, name: str, key: str = "layers") -> str:
         """The node name of `name` (a node or an alias); unknown names fail naming `key`."""
-        node = self.spec.resolve_layer(name)
-        nodes = node_names(self.model)
-        if node not in nodes:
-            aliases = ", ".join(f"{a}={n}" for a, n in self.spec.aliases.items())
-            raise ValueError(f"{key!r}: unknown layer {name!r} for model {self.spec.name!r}; run "
-                             f"`atlas layers {self.spec.name}` for the node names (aliases: {aliases})")
-        return node
+        return self.layer(name, key).name
+
+    @cached_property
+    def penultimate(self) -> str | None:
+        """The spec's penultimate layer, else the one the family rule finds (maps' default)."""
+        return self.spec.penultimate or penultimate([l for l in self.every_layer if l.layout != "none"])
+
+    def units_of(self, layer: LayerRef) -> list[int]:
+        """The units of `layer` chosen by `units` (else the first `units_limit`)."""
+        from atlas.units import units_for
+        return units_for(layer.name, layer.alias, layer.units, self.cfg.units, self.cfg.units_limit)
 
     @cached_property
     def raw_source(self) -> Source:
@@ -134,10 +164,16 @@ class Context:
         return raw if len(usable) == len(raw) else raw.subset(usable)
 
     def model_params(self) -> dict:
-        return {"model": self.spec.name, "weights": self.weights_id, "input_size": self.spec.input_size,
-                "mean": list(self.spec.mean), "std": list(self.spec.std), "resize": self.spec.resize}
+        params = {"model": self.spec.name, "weights": self.weights_id, "input_size": self.spec.input_size,
+                  "mean": list(self.spec.mean), "std": list(self.spec.std), "resize": self.spec.resize}
+        if self.spec.interpolation != "bilinear":
+            params["interpolation"] = self.spec.interpolation
+        if self.spec.identity:  # a user model file's sha256: editing the file reruns its stages
+            params["model_source"] = self.spec.identity
+        return params
 
     def layer_names(self) -> list[str]:
+        """Node names of the run's layers."""
         return [layer.name for layer in self.layers]
 
     def shard(self, n: int) -> range:

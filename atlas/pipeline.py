@@ -40,8 +40,11 @@ def preflight(ctx: Context) -> None:
     ctx.raw_source    # missing data folder, no image files, unknown torchvision set
     if cfg.generator is not None and not Path(cfg.generator).is_file():
         raise ConfigError(f"'generator': weight file not found: {cfg.generator}")
-    if cfg.map_layer is not None:
-        ctx.check_layer_name(cfg.map_layer, key="map_layer")
+    if cfg.maps:
+        from atlas.stages.maps import map_layer
+        map_layer(ctx)  # an unknown map_layer, or a model without a penultimate layer
+    for layer in ctx.layers:
+        ctx.units_of(layer)  # a unit past the layer's end
 
 
 def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from atlas.models.checkpoint import prepare_for_probing
-from atlas.models.spec import get_spec
+from atlas.models import get_spec
 from atlas.models.worldnet import WorldNet
 from atlas.priors.dgn import DGNSettings, center_crop, dgn_am, initial_codes, normalized_step, step_size
 from atlas.priors.generator import DeePSiM, family_config

@@ -14,7 +14,7 @@ from atlas.context import Context
 from atlas.data import world
 from atlas.evidence.dissect import RunningTopValues, concept_labels, dissect, values_to_keep
 from atlas.evidence.labels import class_labels, top_class_labels
-from atlas.models.spec import ModelSpec, register, registry
+from atlas.models import ModelSpec, register, registry
 from atlas.models.zoo import WORLD_MEAN, WORLD_STD
 from atlas.stages import concepts, dataset, evidence, topk
 from atlas.stages import dissect as dissect_stage

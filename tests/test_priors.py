@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from atlas.models.checkpoint import prepare_for_probing
-from atlas.models.spec import get_spec
+from atlas.models import get_spec
 from atlas.models.worldnet import WorldNet
 from atlas.priors.fourier import FourierSettings, fourier_param, fourier_visualize, rfft2d_freqs
 from atlas.priors.objectives import Objective, diversity, unit_objective

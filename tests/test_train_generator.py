@@ -7,7 +7,7 @@ import torch
 
 from atlas.data import world
 from atlas.models.checkpoint import prepare_for_probing
-from atlas.models.spec import get_spec
+from atlas.models import get_spec
 from atlas.models.worldnet import WorldNet
 from atlas.priors.genfile import load_generator
 from atlas.train.generator import GeneratorTrainConfig, GeneratorTrainer, to_tensor01, train_generator

@@ -10,12 +10,17 @@ from atlas.data.sources import Source
 from atlas.models.spec import ModelSpec
 
 
+def _interpolation(spec: ModelSpec) -> T.InterpolationMode:
+    return T.InterpolationMode(getattr(spec, "interpolation", "bilinear"))
+
+
 def model_transform(spec: ModelSpec) -> T.Compose:
-    """The spec's preprocessing: resize, center crop, scale to [0,1], normalize."""
+    """The spec's preprocessing: resize (its filter), center crop, scale to [0,1], normalize."""
     steps: list = [T.PILToTensor()]
+    mode = _interpolation(spec)
     if spec.resize:
-        steps.append(T.Resize(spec.resize, antialias=True))
-    steps += [T.Resize(spec.input_size, antialias=True) if not spec.resize else T.Identity(),
+        steps.append(T.Resize(spec.resize, interpolation=mode, antialias=True))
+    steps += [T.Resize(spec.input_size, interpolation=mode, antialias=True) if not spec.resize else T.Identity(),
               T.CenterCrop(spec.input_size), T.ToDtype(torch.float32, scale=True),
               T.Normalize(spec.mean, spec.std)]
     return T.Compose(steps)
@@ -24,7 +29,7 @@ def model_transform(spec: ModelSpec) -> T.Compose:
 def display_transform(spec: ModelSpec) -> T.Compose:
     """What the model sees, as uint8 CHW (for crops, heatmaps and thumbnails)."""
     steps: list = [T.PILToTensor()]
-    steps.append(T.Resize(spec.resize or spec.input_size, antialias=True))
+    steps.append(T.Resize(spec.resize or spec.input_size, interpolation=_interpolation(spec), antialias=True))
     steps.append(T.CenterCrop(spec.input_size))
     return T.Compose(steps)
 

@@ -19,7 +19,6 @@ import torch
 import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.fx.passes.shape_prop import ShapeProp
 
 
 @dataclass
@@ -29,17 +28,6 @@ class Head:
     layer: str
     module: nn.Module
     cut_shape: tuple[int, ...]
-
-
-def _trace(model: nn.Module):
-    from torchvision.models import feature_extraction as fe
-    try:
-        kwargs = fe._set_default_tracer_kwargs(None)
-    except AttributeError:  # pragma: no cover - older torchvision
-        kwargs = {}
-    tracer = fe.NodePathTracer(**kwargs)
-    graph = tracer.trace(model)
-    return tracer, graph
 
 
 def _ancestors(node: torch.fx.Node, stop: torch.fx.Node | None = None) -> set:
@@ -56,20 +44,11 @@ def _ancestors(node: torch.fx.Node, stop: torch.fx.Node | None = None) -> set:
 def split_head(model: nn.Module, layer: str, input_size: int) -> Head | None:
     """The head from the last spatial node (H*W > 1) below `layer` up to `layer` (at worst the
     input itself), or None when no such cut separates the layer from the input."""
-    was_training = model.training
-    model.eval()
-    try:
-        tracer, graph = _trace(model)
-        gm = torch.fx.GraphModule(tracer.root, graph)
-        param = next(iter(model.parameters()), None)
-        x = torch.zeros(1, 3, input_size, input_size,
-                        dtype=param.dtype if param is not None else torch.float32,
-                        device=param.device if param is not None else "cpu")
-        with torch.no_grad():
-            ShapeProp(gm).propagate(x)
-    finally:
-        model.train(was_training)
-    by_name = {q: n for n, q in tracer.node_to_qualname.items()}
+    from atlas.models.layers import layout_of
+    from atlas.models.tracing import trace
+    traced = trace(model, input_size)
+    gm = traced.gm
+    by_name = {q: n for n, q in traced.qualname.items()}
     if layer not in by_name:
         raise ValueError(f"layer {layer!r} is not a node of the traced model")
     end = by_name[layer]
@@ -78,7 +57,7 @@ def split_head(model: nn.Module, layer: str, input_size: int) -> Head | None:
     for cut in below:
         meta = cut.meta.get("tensor_meta")
         shape = tuple(getattr(meta, "shape", ()))
-        if len(shape) != 4 or shape[2] * shape[3] <= 1:
+        if len(shape) != 4 or shape[2] * shape[3] <= 1 or layout_of(shape[1:]) != "conv":
             continue
         needed = _ancestors(end, stop=cut)
         if any(n.op == "placeholder" for n in needed):
@@ -89,7 +68,7 @@ def split_head(model: nn.Module, layer: str, input_size: int) -> Head | None:
             if n in needed:
                 env[n] = head_graph.node_copy(n, lambda a: env[a])
         head_graph.output(env[end])
-        return Head(tracer.node_to_qualname[cut], layer, torch.fx.GraphModule(gm, head_graph), shape[1:])
+        return Head(traced.qualname[cut], layer, torch.fx.GraphModule(gm, head_graph), shape[1:])
     return None
 
 

@@ -24,9 +24,10 @@ import torch
 import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.fx.passes.shape_prop import ShapeProp
 
-VERSION = 1
+from atlas.models.layers import CLASS_TOKEN_NOTE
+
+VERSION = 2  # 2: token layers get patch boxes, whole-image fields the effective field
 
 @dataclass(frozen=True)
 class Axis:
@@ -223,23 +224,10 @@ class _Analysis:
     """Walks the traced graph once, assigning (rows, cols) to every spatial tensor node."""
 
     def __init__(self, model: nn.Module, input_size: int):
-        from torchvision.models import feature_extraction as fe
-        try:
-            kwargs = fe._set_default_tracer_kwargs(None)
-        except AttributeError:  # pragma: no cover - older torchvision
-            kwargs = {}
-        was_training = model.training
-        model.eval()
-        tracer = fe.NodePathTracer(**kwargs)
-        graph = tracer.trace(model)
-        self.qualname = dict(tracer.node_to_qualname)
-        self.gm = torch.fx.GraphModule(tracer.root, graph)
-        param = next(iter(model.parameters()), None)
-        dtype = param.dtype if param is not None else torch.float32
-        device = param.device if param is not None else torch.device("cpu")
-        with torch.no_grad():
-            ShapeProp(self.gm).propagate(torch.zeros(1, 3, input_size, input_size, dtype=dtype, device=device))
-        model.train(was_training)
+        from atlas.models.tracing import trace
+        traced = trace(model, input_size)
+        self.qualname = traced.qualname
+        self.gm = traced.gm
         self.n = input_size
         self.axes: dict[torch.fx.Node, tuple[Axis, Axis] | None] = {}
         self.notes: dict[torch.fx.Node, str] = {}
@@ -427,10 +415,80 @@ class _Analysis:
                          f"nodes: {', '.join(list(self.qualname.values())[:12])}...")
 
 
-def receptive_fields(model: nn.Module, input_size: int, layers: list[str]) -> dict[str, ReceptiveField]:
-    """The receptive field of every layer in `layers` (dotted node names) for a square input."""
-    analysis = _Analysis(model, input_size)
-    return {name: analysis.field(name) for name in layers}
+TOKEN_NOTE = ("token layer: the box is the token's patch; attention lets every token see the "
+              "whole image")
+WHOLE_NOTE = ("every unit here sees the whole image (squeeze-excitation, attention or another global "
+              "operation): patches use the effective field, the box around the input pixels whose "
+              "gradient is at least 1% of the largest, measured at the centre position")
+
+
+def token_field(layer: str, input_size: int, grid: tuple[int, int], notes: tuple[str, ...] = ()) -> ReceptiveField:
+    """Each token's patch: the grid tiles the image (ViT's patches, Swin's merged windows)."""
+    axes = []
+    for n in grid:
+        p = input_size / n
+        lo = np.floor(np.arange(n) * p).astype(np.int64)
+        hi = np.minimum(np.ceil((np.arange(n) + 1) * p).astype(np.int64), input_size) - 1
+        axes.append(Axis(np.stack([lo, hi], axis=1), 0.0, p - 1, p))
+    return ReceptiveField(layer, input_size, axes[0], axes[1], notes=(TOKEN_NOTE, *notes))
+
+
+def effective_field(net: nn.Module, layer: str, input_size: int, grid: tuple[int, int], seed: int = 0,
+                    probes: int = 4, share: float = 0.01) -> ReceptiveField:
+    """The effective field: pixels whose input gradient for the centre neuron (all channels,
+    random probe images) reaches `share` of the largest, as a box translated along the grid
+    (stride input_size / grid) and clipped to the image. `net(x)` -> {layer: (B, C, H, W)}."""
+    g = torch.Generator().manual_seed(seed)
+    param = next(iter(net.parameters()), None)
+    x = torch.randn(probes, 3, input_size, input_size, generator=g)
+    if param is not None:
+        x = x.to(param.device, param.dtype)
+    x.requires_grad_(True)
+    with torch.enable_grad():
+        act = net(x)[layer]
+        cy, cx = act.shape[2] // 2, act.shape[3] // 2
+        grad, = torch.autograd.grad(act[:, :, cy, cx].float().sum(), x)
+    mag = grad.abs().sum((0, 1)).float()
+    keep = mag >= share * mag.max().clamp_min(1e-30)
+    ys, xs = torch.nonzero(keep, as_tuple=True)
+    if len(ys) == 0:
+        ys, xs = torch.tensor([0, input_size - 1]), torch.tensor([0, input_size - 1])
+    axes = []
+    for n, c, lo0, hi0 in ((grid[0], cy, int(ys.min()), int(ys.max())), (grid[1], cx, int(xs.min()), int(xs.max()))):
+        jump = input_size / n
+        shift = (np.arange(n) - c) * jump
+        lo = np.clip(np.round(lo0 + shift), 0, input_size - 1).astype(np.int64)
+        hi = np.clip(np.round(hi0 + shift), 0, input_size - 1).astype(np.int64)
+        axes.append(Axis(np.stack([lo, np.maximum(lo, hi)], axis=1), lo0 - c * jump, hi0 - c * jump, jump))
+    return ReceptiveField(layer, input_size, axes[0], axes[1], notes=(WHOLE_NOTE,))
+
+
+def receptive_fields(model: nn.Module, input_size: int, layers: list) -> dict[str, ReceptiveField]:
+    """The receptive field of every layer in `layers` for a square input.
+
+    `layers` are node names, or LayerRefs: then token layers get their patch boxes and a map
+    layer whose every field is the whole image gets its effective field. A model the tracer
+    cannot follow gets whole-image fields with a note (and effective fields for maps)."""
+    names = [getattr(layer, "name", layer) for layer in layers]
+    try:
+        analysis = _Analysis(model, input_size)
+        fields = {name: analysis.field(name) for name in names}
+    except Exception as exc:  # noqa: BLE001 - untraceable model: no analytic geometry
+        if all(isinstance(layer, str) for layer in layers):
+            raise
+        why = f"the model cannot be traced ({type(exc).__name__}); no analytic receptive field"
+        fields = {name: ReceptiveField(name, input_size, None, None, notes=(why,)) for name in names}
+    for layer in layers:
+        if isinstance(layer, str) or layer.kind != "conv":
+            continue
+        rf, grid = fields[layer.name], tuple(layer.shape[1:])
+        if layer.tokens:
+            fields[layer.name] = token_field(layer.name, input_size, grid,
+                                             () if layer.layout != "tokens+cls" else (CLASS_TOKEN_NOTE,))
+        elif not rf.spatial or rf.rows.whole or rf.cols.whole:
+            from atlas.models.layers import extractor
+            fields[layer.name] = effective_field(extractor(model, [layer.name]), layer.name, input_size, grid)
+    return fields
 
 
 def receptive_field(model: nn.Module, input_size: int, layer: str) -> ReceptiveField:

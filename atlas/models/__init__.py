@@ -1,7 +1,8 @@
-"""Models: the registry of classifiers, their input settings and their layers."""
-from atlas.models.spec import ModelSpec, get_spec, registry
+"""Models: every classifier atlas can open by name, their input settings and their layers."""
+from atlas.models.registry import get_spec, register, registry
+from atlas.models.spec import ModelSpec
 
-__all__ = ["ModelSpec", "get_spec", "registry", "load_model"]
+__all__ = ["ModelSpec", "get_spec", "register", "registry", "load_model"]
 
 
 def load_model(spec: ModelSpec, weights: str | None = None):

@@ -2,7 +2,8 @@
 
 Per iteration i of n, for every batch element (its own unit and its own seed):
   lr_i = lr_start + (lr_end - lr_start) * i / n              (linear schedule)
-  x0 = G(z), center-cropped to the network's input size       (256 -> 227 in the paper)
+  x0 = G(z), center-cropped to the network's input size       (256 -> 227 in the paper;
+                                                              resized first when far off: fit_to_input)
   g = d act / d x0                                            (the unit, or its centre neuron)
   x = x0 + lr_i / mean|g| * g                                 (image step, mean-|g| normalized)
   g_z = backprop of (x - x0) through G
@@ -54,6 +55,21 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top:top + size, left:left + size]
 
 
+PAPER_CROP = 256 / 227  # the generator's image over the network's input in the paper
+
+
+def fit_to_input(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A generator's images (B, C, H, W) as the target network's `size` x `size` input: a
+    centre crop when the image is up to 25% larger (256 -> 227 as in the paper), else first
+    a differentiable bilinear resize to the paper's ratio (round(size * 256 / 227)), so any
+    generator can drive any network (e.g. a 256 px generator and a 32 px network)."""
+    h = x.shape[-1]
+    if not size <= h <= 1.25 * size or x.shape[-2] != h:
+        side = max(size, round(size * PAPER_CROP))
+        x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+    return center_crop(x, size)
+
+
 def initial_codes(seeds: list[int], dim: int, device: torch.device | str = "cpu",
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """One N(0, 1) code per seed (act_max.py's start code), each from its own seeded generator,
@@ -94,7 +110,7 @@ def dgn_am(bundle: GeneratorBundle, target: NetTarget, objective: Objective, z0:
         lr = step_size(i, n, settings.lr_start, settings.lr_end)
         zi = z.detach().requires_grad_(True)
         with amp:
-            x0 = center_crop(bundle.images(zi), size)
+            x0 = fit_to_input(bundle.images(zi), size)
             if settings.clip_image:
                 x0 = x0.clamp(0, 1)
         xin = x0.detach().to(dtype).requires_grad_(True)

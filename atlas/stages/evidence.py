@@ -55,7 +55,7 @@ def make(ctx) -> list[Stage]:
     if with_concepts:
         deps += ("concepts",) + (("dissect",) if dissect.conv_layers(ctx) else ())
     output = node_names(ctx.model)[-1]
-    fields = receptive_fields(ctx.model, ctx.spec.input_size, ctx.layer_names())
+    fields = receptive_fields(ctx.model, ctx.spec.input_size, ctx.layers)
     cfg = ctx.cfg
     for layer in ctx.layers:
         dissected = with_concepts and layer.kind == "conv"

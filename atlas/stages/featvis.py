@@ -70,7 +70,8 @@ def make(ctx) -> list[Stage]:
         common["generator"] = None
     stages = []
     for layer in ctx.layers:
-        units = min(layer.units, cfg.units_limit or layer.units)
+        chosen = ctx.units_of(layer)  # `units` (e.g. fc8:0-99), else the first `units_limit`
+        units = len(chosen) if chosen == list(range(len(chosen))) else chosen
         params = {**common, "layer": layer.name, "units": units}
         fn = partial(run, layer=layer, units=units, priors=priors, settings=settings)
         stages.append(Stage(artifact.stage(layer.name), VERSION, params, fn, deps=deps))
@@ -130,13 +131,17 @@ def cpu_threads(n: int, device: torch.device):
         torch.set_num_threads(before)
 
 
-def run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings: dict) -> dict:
+def run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[str], settings: dict) -> dict:
     with cpu_threads(ctx.cfg.featvis_threads, ctx.device):
         return _run(ctx, out, key, layer, units, priors, settings)
 
 
-def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], settings: dict) -> dict:
+def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[str], settings: dict) -> dict:
+    """`units`: a count (the first units) or the unit ids chosen; arrays are stored in that
+    order (row i is unit ids[i]), with `unit_ids.npy` when they are not 0..n-1."""
     cfg = ctx.cfg
+    ids = list(range(units)) if isinstance(units, int) else list(units)
+    units = len(ids)
     S = cfg.seeds
     entries = {p: registry.get(p) for p in priors}
     target = NetTarget(ctx.model, ctx.spec, ctx.device, channels_last=True)
@@ -158,8 +163,8 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
     seconds = {p: 0.0 for p in priors}
     bar = tqdm(total=total, desc=f"featvis {layer.name}", unit="unit-it", unit_scale=True)
     for u0, u1 in order:
-        unit_ids = torch.arange(u0, u1).repeat_interleave(S)
-        seeds = [element_seed(cfg.seed, layer.name, u, s) for u in range(u0, u1) for s in range(S)]
+        unit_ids = torch.tensor(ids[u0:u1], dtype=torch.long).repeat_interleave(S)
+        seeds = [element_seed(cfg.seed, layer.name, u, s) for u in ids[u0:u1] for s in range(S)]
         objective = unit_objective(layer.name, unit_ids, "center" if where == "unit" else where)
         diverse = objective + cfg.featvis_diversity * diversity(layer.name, unit_ids) \
             if cfg.featvis_diversity > 0 and S > 1 else objective
@@ -187,6 +192,8 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
             bar.set_postfix_str(f"{prior} units {done_units[prior]}/{units}")
     bar.close()
     summary: dict = {"units": units, "seeds": S}
+    if ids != list(range(units)):
+        np.save(out / "unit_ids.npy", np.asarray(ids, dtype=np.int64))
     for prior in priors:
         stores = entries[prior].stores_for(settings[prior])
         imgs, acts, extra = [], [], {name: [] for name in stores}
@@ -220,5 +227,9 @@ def _run(ctx, out: Path, key: str, layer, units: int, priors: list[str], setting
     for p in priors:
         if entries[p].describe is not None:
             meta.update(entries[p].describe(resources[p]))
+    if ids != list(range(units)):
+        meta["unit_ids"] = ids
+    if layer.tokens:
+        meta["layout"] = layer.layout
     artifact.write_meta(out, meta)  # timings go to summary.json: artifacts stay deterministic
     return summary

@@ -30,7 +30,7 @@ from atlas.artifacts.maps import MapsWriter
 from atlas.evidence.images import display_batches, model_input
 from atlas.maps.embed import PCA_BELOW, small_map, tsne_2d, tsne_perplexity, umap_2d
 from atlas.maps.neighbors import nearest_neighbors
-from atlas.models.layers import extractor, node_names
+from atlas.models.layers import extractor
 from atlas.stages.base import Stage
 
 VERSION = 2  # 2: a bounded, class-balanced sample of map_images images
@@ -38,14 +38,10 @@ VERSION = 2  # 2: a bounded, class-balanced sample of map_images images
 
 def map_layer(ctx) -> str:
     """The configured map layer's node name (default: the model's penultimate layer)."""
-    wanted = ctx.cfg.map_layer or ctx.spec.penultimate
+    wanted = ctx.cfg.map_layer or ctx.penultimate
     if not wanted:
-        raise ValueError(f"model {ctx.spec.name!r} names no penultimate layer; set map_layer")
-    node = ctx.spec.resolve_layer(wanted)
-    if node not in node_names(ctx.model):
-        raise ValueError(f"map_layer {wanted!r} is not a layer of {ctx.spec.name!r}; "
-                         f"run `atlas layers {ctx.spec.name}` for the node names")
-    return node
+        raise ValueError(f"model {ctx.spec.name!r} has no penultimate layer; set map_layer")
+    return ctx.layer(wanted, key="map_layer").name
 
 
 def make(ctx) -> list[Stage]:
