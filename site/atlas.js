@@ -13,6 +13,11 @@
   var active = -1;
   var items = [];
 
+  // Fill one of the site's URL patterns (search.js `urls`, from atlas/render/names.py).
+  function atlasUrl(pattern, params) {
+    return pattern.replace(/\{(\w+)\}/g, function (_, k) { return encodeURIComponent(String(params[k])); });
+  }
+
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -62,15 +67,15 @@
         if (n < layers[i].units) {
           var lab = layers[i].labels ? layers[i].labels[n] : "";
           out.push({kind: "unit", text: layers[i].short + ":" + n, sub: lab,
-                    href: "layers/" + layers[i].slug + "/" + n + ".html"});
+                    href: atlasUrl(S.urls.unit, {slug: layers[i].slug, unit: n})});
         }
       }
-      if (!m[1] && (S.paged ? S.paged.indexOf(n) >= 0 : n < S.images)) out.push({kind: "image", text: "image " + n, sub: "", href: "images/" + n + ".html"});
+      if (!m[1] && (S.paged ? S.paged.indexOf(n) >= 0 : n < S.images)) out.push({kind: "image", text: "image " + n, sub: "", href: atlasUrl(S.urls.image, {image: n})});
     }
     var ls = matchLayers(q);
     for (i = 0; i < ls.length && out.length < MAX; i++) {
       out.push({kind: "layer", text: ls[i].short, sub: ls[i].name + ", " + ls[i].units + " units",
-                href: "layers/" + ls[i].slug + "/index.html"});
+                href: atlasUrl(S.urls.layer, {slug: ls[i].slug})});
     }
     for (i = 0; i < S.classes.length && out.length < MAX; i++) {
       if (S.classes[i].name.toLowerCase().indexOf(q) >= 0) {
@@ -86,7 +91,7 @@
         if (!t) continue;
         var at = t.indexOf(q);
         if (at < 0) continue;
-        var r = {kind: "label", text: labels[u], sub: L[i].short + ":" + u, href: "layers/" + L[i].slug + "/" + u + ".html"};
+        var r = {kind: "label", text: labels[u], sub: L[i].short + ":" + u, href: atlasUrl(S.urls.unit, {slug: L[i].slug, unit: u})};
         (t === q ? exact : partial).push(r);
         if (exact.length + partial.length > 4 * MAX) break;
       }

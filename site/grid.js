@@ -128,7 +128,7 @@
     var dead = D.dead && D.dead[u];
     a.className = dead ? "cell dead" : "cell";
     a.setAttribute("role", "listitem");
-    a.setAttribute("href", u + ".html");
+    a.setAttribute("href", D.unitUrl.replace("{unit}", String(u)));
     a.setAttribute("data-pos", String(pos));
     a.setAttribute("data-unit", String(u));
     var th = document.createElement("span");

@@ -194,7 +194,7 @@
     }
     return "image " + i + (cname ? " · " + cname : "");
   }
-  function href(i) { return root + D.hrefBase + (D.ids ? D.ids[i] : i) + ".html"; }
+  function href(i) { return root + D.href.replace("{id}", String(D.ids ? D.ids[i] : i)); }
 
   function zoom(f, cx, cy) {
     var ns = Math.max(0.01, Math.min(s * f, 80 * Math.min(W, H) / 10000));

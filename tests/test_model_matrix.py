@@ -64,7 +64,7 @@ def test_atlas_run_any_model(name, size, tmp_path, generator_file):
                "--input-size", str(size), "--layers", *[l.name for l in layers],
                "--units", f"{layers[0].name}:0", f"{layers[1].name}:0-1",
                "--set", "world_count=6", "topk=2", "seeds=1", "dgn_iters=2", "pixel_iters=2", "fourier_iters=2",
-               "workers=0", "batch_size=6", "maps=false", f"generator={json.dumps(str(generator_file))}"])
+               "workers=0", "batch_size=6", "maps=false", "fc_heatmaps=gradcam", f"generator={json.dumps(str(generator_file))}"])
     assert rc == 0
     stages = out / "stages"
     for layer in layers:

@@ -66,13 +66,15 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    from atlas.models.layers import resolve_layers
     spec = get_spec(args.model)
-    code = spec.resolve_layer(args.layer) if args.layer else spec.generator_code
-    comparator = spec.resolve_layer(args.comparator) if args.comparator else spec.generator_comparator
+    code = args.layer or spec.generator_code
+    comparator = args.comparator or spec.generator_comparator
     if not code or not comparator:
         raise ValueError(f"model {spec.name!r} names no default code/comparator node; pass --layer and --comparator")
     device = pick_device(args.device)
     model = load_model(spec, args.weights)
+    code, comparator = (resolve_layers(model, spec, [n])[0].name for n in (code, comparator))  # checked LayerRefs
     out_size = args.out_size or spec.input_size
     if args.data == "world":
         train = _world_pixels(1, args.images, out_size)

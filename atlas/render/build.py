@@ -192,7 +192,7 @@ def plan_site(data: SiteData, planner: Planner, layer_views: list[views.LayerVie
         planner.page(names.layer_index(slug), "layer.html", lambda v=view: layer_page(data, v), inputs)
         planner.data(f"layers/{slug}/data.js", "ATLAS_LAYER", lambda v=view: datafiles.layer_data(data, v))
         planner.pages("unit.html", lambda u, r, v=view: views.unit_context(data, v, u, r), inputs,
-                      [(f"layers/{slug}/{u}.html", u) for u in range(view.ref["units"])])
+                      [(names.unit_page(slug, u), u) for u in range(view.ref["units"])])
         if view.data.unit_map is not None:
             planner.page(names.unit_map_page(slug), "map.html", lambda v=view: map_page(data, v), inputs)
             planner.data(f"layers/{slug}/map.js", "ATLAS_MAP", lambda v=view: datafiles.unit_map_data(data, v))

@@ -77,6 +77,7 @@ def layer_data(data: SiteData, view: LayerView) -> dict:
         "top": [ids[0] if ids else -1 for ids in view.ids],
         "cls": view.top_class, "classNames": data.class_names,
         "modes": grid_modes(view), "sorts": grid_sorts(view),
+        "unitUrl": names.unit_pattern_in_layer(view.ref["slug"]),
     }
 
 
@@ -127,7 +128,7 @@ def image_map_data(data: SiteData) -> dict:
     for lay in layouts:
         lay["tile"] = tile_size(lay["xy"])
     return {"kind": "images", "n": len(labels), "layouts": layouts, "cat": labels, "catNames": data.class_names,
-            "names": None, "hrefBase": "images/", "sheets": sheets_info(data), "ids": ids.tolist(),
+            "names": None, "href": names.URLS["image"].replace("{image}", "{id}"), "sheets": sheets_info(data), "ids": ids.tolist(),
             "tiles": data.slots(ids).tolist(), "strips": None}
 
 
@@ -143,12 +144,12 @@ def unit_map_data(data: SiteData, view: LayerView) -> dict:
             "layouts": [{"id": "units", "name": "unit map", "xy": (xy := _norm_xy(layer.unit_map)), "tile": tile_size(xy)}],
             "cat": view.top_class, "catNames": data.class_names,
             "names": [str(r["label"]) if r else "" for r in view.labels],
-            "hrefBase": f"layers/{view.ref['slug']}/", "sheets": sheets_info(data), "tiles": [int(data.slots([ids[0]])[0]) if ids else -1 for ids in view.ids],
+            "href": names.URLS["unit"].replace("{slug}", view.ref["slug"]).replace("{unit}", "{id}"), "sheets": sheets_info(data), "tiles": [int(data.slots([ids[0]])[0]) if ids else -1 for ids in view.ids],
             "strips": strips}
 
 
 def search_index(data: SiteData, views: list[LayerView]) -> dict:
-    return {"images": len(data.thumbs), "paged": data.paged.tolist(), "layers": [{"slug": v.ref["slug"], "short": v.ref["short"], "name": v.ref["name"],
+    return {"urls": names.URLS, "images": len(data.thumbs), "paged": data.paged.tolist(), "layers": [{"slug": v.ref["slug"], "short": v.ref["short"], "name": v.ref["name"],
                         "units": v.ref["units"],
                         "labels": [str(r["label"]) if r else "" for r in v.labels] if any(v.labels) else None}
                        for v in views],

@@ -8,6 +8,8 @@ Large arrays are memory-mapped; nothing here decodes or encodes images.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -133,6 +135,33 @@ def _stage_info(store: RunStore, name: str) -> StageInfo:
                      files=len(files), bytes=sum(int(f.get("bytes", 0)) for f in files.values()))
 
 
+def spread_featvis(fv: Featvis | None, layer_units: int) -> Featvis | None:
+    """Units chosen with `--units` (rows = meta `units`) placed at their unit index, so the
+    site's per-unit code reads row u for unit u; units not run get blank images and NaN
+    activations, and `featvis_ran` says which ran."""
+    if fv is None or not fv.images or fv.unit_ids == list(range(fv.units)):
+        return fv
+    ids = fv.unit_ids
+    if any(not 0 <= u < layer_units for u in ids) or len(set(ids)) != len(ids):
+        raise ArtifactError(f"{fv.dir}/meta.json: 'units' must list distinct unit ids in 0..{layer_units - 1}")
+    top = max(ids) + 1
+    images, acts = {}, {}
+    for p, arr in fv.images.items():
+        dense = np.zeros((top, *arr.shape[1:]), arr.dtype)
+        dense[ids] = arr[:len(ids)]
+        images[p] = dense
+        a = np.full((top, arr.shape[1]), np.nan, np.float32)
+        a[ids] = fv.acts[p][:len(ids)]
+        acts[p] = a
+    return dataclasses.replace(fv, units=top, unit_ids=list(range(top)), images=images, acts=acts)
+
+
+def featvis_ran(fv: Featvis, u: int) -> bool:
+    """Whether unit u was visualized (meta `units` lists the chosen ones when not a prefix)."""
+    listed = fv.meta.get("units")
+    return u < fv.units and (not isinstance(listed, list) or u in listed)
+
+
 def gather(run_dir: Path) -> SiteData:
     """Everything the site shows, read from `run_dir/stages` (and its config.json)."""
     run = Run(run_dir)
@@ -145,7 +174,7 @@ def gather(run_dir: Path) -> SiteData:
             name=entry.name, alias=entry.alias, kind=entry.kind, shape=list(entry.shape), units=entry.units,
             slug=safe_name(entry.name), topk_values=t.values, topk_ids=t.ids, topk_pos=t.pos, data_max=data_max,
             nonfinite=t.nonfinite, dead=dead_units(t.values, data_max),
-            featvis=run.featvis(entry.name), evidence=run.evidence(entry.name))
+            featvis=spread_featvis(run.featvis(entry.name), entry.units), evidence=run.evidence(entry.name))
         figs = run.figures(entry.name)
         layer.figures, layer.figure_sha = figs.files, figs.sha
         layer.unit_map = run.maps.unit_maps.get(entry.name) if run.maps else None

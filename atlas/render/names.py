@@ -16,21 +16,38 @@ def safe_name(text: str, max_len: int = 60) -> str:
     return f"{clean[:max_len]}-{digest}"
 
 
-# Site paths, relative to the site root. Pages prefix them with their own `root` ("../..").
+# Site paths, relative to the site root: the one URL scheme of the site. Pages prefix them
+# with their own `root` ("../.."); the browser code gets URLS as data (search.js, data.js,
+# map.js) and fills the same patterns with `atlasUrl`, so no URL is built in two places.
+URLS = {
+    "layer": "layers/{slug}/index.html",
+    "unit": "layers/{slug}/{unit}.html",
+    "unit_map": "layers/{slug}/map.html",
+    "image": "images/{image}.html",
+}
+
+
 def layer_index(slug: str) -> str:
-    return f"layers/{slug}/index.html"
+    return URLS["layer"].format(slug=slug)
 
 
 def unit_page(slug: str, unit: int) -> str:
-    return f"layers/{slug}/{unit}.html"
+    return URLS["unit"].format(slug=slug, unit=unit)
 
 
 def unit_map_page(slug: str) -> str:
-    return f"layers/{slug}/map.html"
+    return URLS["unit_map"].format(slug=slug)
 
 
 def image_page(image_id: int) -> str:
-    return f"images/{image_id}.html"
+    return URLS["image"].format(image=image_id)
+
+
+def unit_pattern_in_layer(slug: str) -> str:
+    """The unit page pattern relative to its layer's folder ("{unit}.html"), for the grid."""
+    folder = layer_index(slug).rsplit("/", 1)[0] + "/"
+    pattern = URLS["unit"].replace("{slug}", slug)
+    return pattern[len(folder):] if pattern.startswith(folder) else "../../" + pattern
 
 
 def class_page(index: int, name: str) -> str:

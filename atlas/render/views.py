@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from atlas.render import names
-from atlas.render.gather import LayerData, SiteData
+from atlas.render.gather import LayerData, SiteData, featvis_ran
 from atlas.render.tiles import tile_groups, tile_refs
 
 HEAT_NAMES = {"activation": "activation map", "gradcam": "Grad-CAM map", "saliency": "saliency map"}
@@ -244,7 +244,7 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
     maxv = view.maxv[u]
     featvis = []
     fv = layer.featvis
-    if fv and u < fv.units:
+    if fv and featvis_ran(fv, u):
         for prior in fv.priors:
             acts = fv.acts[prior][u].tolist()
             ref = view.tiles[prior]
@@ -289,7 +289,7 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
         "pixelated": bool(pics and pics.geometry.patch_size > max(pics.geometry.window) * pics.geometry.display_size
                           / pics.geometry.input_size),
         "heat_kind": HEAT_NAMES.get(str(pics.meta.get("heatmap", "")), "") if pics else "",
-        "featvis": featvis, "crop": ", ".join(map(str, fv.meta["crop"])) if fv and u < fv.units
+        "featvis": featvis, "crop": ", ".join(map(str, fv.meta["crop"])) if fv and featvis_ran(fv, u)
         and fv.meta.get("crop") else "",
         "hist": hist, "figure": figure,
         "neighbors": [card(view, v, f"{shared} shared" if shared else "", root) for v, shared in view.neighbors[u]],

@@ -65,10 +65,25 @@ def make(ctx) -> list[Stage]:
                   "bins": cfg.hist_bins, "rf_version": RF_VERSION, "output": layer.name == output,
                   "model_classes": list(ctx.spec.class_names or []),
                   "dissect": {"min_iou": cfg.dissect_iou} if dissected else None,
-                  "heatmap": heatmap_kind(ctx, layer)}
+                  "heatmap": heatmap_kind(ctx, layer), **heat_units_param(ctx, layer)}
         fn = partial(run, layer=layer, rf=fields[layer.name], is_output=layer.name == output, dissected=dissected)
         stages.append(Stage(artifact_evidence.stage(layer.name), VERSION, params, fn, deps))
     return stages
+
+
+def heat_units(ctx, layer) -> list[int] | None:
+    """The units whose heatmaps are computed: those chosen by `units` for this layer (a map
+    per top image costs a backward pass for fc layers), None (all) when it names none."""
+    from atlas.units import parse_units
+    chosen = parse_units(ctx.cfg.units)
+    if layer.name not in chosen and layer.alias not in chosen:
+        return None
+    return ctx.units_of(layer)
+
+
+def heat_units_param(ctx, layer) -> dict:
+    units = heat_units(ctx, layer)
+    return {} if units is None else {"heat_units": units}
 
 
 def heatmap_kind(ctx, layer: LayerInfo) -> str:
@@ -188,6 +203,8 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
     order = np.argsort(flat, kind="stable")
     sorted_ids = flat[order]
     bs = cfg.batch_size
+    chosen = heat_units(ctx, layer)
+    keep = None if chosen is None else np.isin(np.arange(units), chosen)
     for batch_ids, images in display_batches(ctx, np.unique(flat), bs):
         lo, hi = np.searchsorted(sorted_ids, batch_ids[0]), np.searchsorted(sorted_ids, batch_ids[-1], side="right")
         pairs = order[lo:hi]
@@ -208,7 +225,10 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
             with torch.inference_mode():
                 act = net(model_input(ctx.spec, images, ctx.device))[layer.name]
             maps[us, rs] = act[torch.from_numpy(rows).to(act.device), torch.from_numpy(us).to(act.device)].float().cpu().numpy()
-        elif kind == "gradcam":
+        elif keep is not None and kind in ("gradcam", "saliency"):  # backward passes for chosen units only
+            sel = keep[us]
+            us, rs, rows, pairs = us[sel], rs[sel], rows[sel], pairs[sel]
+        if kind == "gradcam" and len(pairs):
             with torch.no_grad():
                 cut = net(model_input(ctx.spec, images, ctx.device))[head.cut]
             for start in range(0, len(pairs), bs):
@@ -216,7 +236,7 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
                 cam = gradcam(head.module, cut[torch.from_numpy(rows[sl]).to(cut.device)],
                               torch.from_numpy(us[sl]).to(cut.device))
                 maps[us[sl], rs[sl]] = cam.clamp(0, 1).cpu().numpy()
-        elif kind == "saliency":
+        elif kind == "saliency" and len(pairs):
             for start in range(0, len(pairs), bs):
                 sl = slice(start, start + bs)
                 x = model_input(ctx.spec, images[rows[sl]], ctx.device).requires_grad_(True)
@@ -232,7 +252,8 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
         if tiles is not None:
             nbytes, seconds = writer.sheets(name, tiles, SHEET_UNITS, fmt, quality, ext)
             sheet_bytes, encode_s = sheet_bytes + nbytes, encode_s + seconds
-    return {"heatmap": kind, "heat_grid": list(grid) if grid else None, "display_size": d, "format": fmt,
+    return {"heatmap": kind, "heat_grid": list(grid) if grid else None,
+            **({} if chosen is None or kind == "activation" else {"heat_units": chosen}), "display_size": d, "format": fmt,
             "quality": quality, "ext": ext, "encoder": codec.encoder_version(fmt, quality),
             "patches": "view" if whole else "window", "sheet_units": SHEET_UNITS, "sheet_thumb": t,
             "sheets": ["top"] + ([] if whole else ["patch"]), "encode_s": encode_s,

@@ -138,7 +138,7 @@ def run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[st
 
 def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[str], settings: dict) -> dict:
     """`units`: a count (the first units) or the unit ids chosen; arrays are stored in that
-    order (row i is unit ids[i]), with `unit_ids.npy` when they are not 0..n-1."""
+    order (row i is unit ids[i]); meta.json's `units` lists the ids when they are not 0..n-1."""
     cfg = ctx.cfg
     ids = list(range(units)) if isinstance(units, int) else list(units)
     units = len(ids)
@@ -192,8 +192,6 @@ def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[s
             bar.set_postfix_str(f"{prior} units {done_units[prior]}/{units}")
     bar.close()
     summary: dict = {"units": units, "seeds": S}
-    if ids != list(range(units)):
-        np.save(out / "unit_ids.npy", np.asarray(ids, dtype=np.int64))
     for prior in priors:
         stores = entries[prior].stores_for(settings[prior])
         imgs, acts, extra = [], [], {name: [] for name in stores}
@@ -228,7 +226,7 @@ def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[s
         if entries[p].describe is not None:
             meta.update(entries[p].describe(resources[p]))
     if ids != list(range(units)):
-        meta["unit_ids"] = ids
+        meta["units"] = ids  # row i of every array is unit ids[i] (figures and the site read this)
     if layer.tokens:
         meta["layout"] = layer.layout
     artifact.write_meta(out, meta)  # timings go to summary.json: artifacts stay deterministic

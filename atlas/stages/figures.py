@@ -38,7 +38,8 @@ def make(ctx) -> list[Stage]:
     for layer in ctx.layers:
         # its inputs: the layer's top-k, feature visualizations and evidence (every plan has them)
         deps = [topk.STAGE, featvis.stage(layer.name), evidence.stage(layer.name)]
-        units = layer.units if ctx.cfg.units_limit is None else min(layer.units, ctx.cfg.units_limit)
+        chosen = ctx.units_of(layer)  # the units feature visualization ran for
+        units = len(chosen) if chosen == list(range(len(chosen))) else chosen
         params = {"layer": layer.name, "units": units, "dpi": DPI, "formats": list(FORMATS),
                   "columns": "default"}
         stages.append(Stage(figure_files.stage(layer.name), VERSION, params,
@@ -61,14 +62,16 @@ def render_units(run_dir: str, layer: str, units: list[int], out: str, fonts) ->
     return sizes
 
 
-def run(ctx, out: Path, key: str, layer: str, units: int) -> dict:
+def run(ctx, out: Path, key: str, layer: str, units: int | list[int]) -> dict:
     from atlas.figures import GridFigure, RunArtifacts, parse_columns
     from atlas.figures.compose import lean_fonts
     t0, cpu0 = time.time(), time.process_time()
     art = RunArtifacts(ctx.store.root).layer(layer)
     columns = parse_columns(None, [art])
+    ids = list(range(units)) if isinstance(units, int) else list(units)
+    units = len(ids)
     n_proc = max(1, min(ctx.cfg.workers, units // MIN_UNITS_PER_PROCESS))
-    chunks = [list(range(units))[i::n_proc] for i in range(n_proc)]
+    chunks = [ids[i::n_proc] for i in range(n_proc)]
     with tempfile.TemporaryDirectory(prefix="atlas-fonts-") as font_dir:
         fonts = lean_fonts(font_dir)
         job = {"run_dir": str(ctx.store.root), "layer": layer, "out": str(out),
@@ -80,7 +83,7 @@ def run(ctx, out: Path, key: str, layer: str, units: int) -> dict:
             results = [_finish_child(child) for child in children]
         parts += results
     fig = GridFigure(columns, 1)
-    write_meta(out, {"layer": layer, "alias": art.alias, "units": list(range(units)),
+    write_meta(out, {"layer": layer, "alias": art.alias, "units": ids,
                                    "formats": list(FORMATS), "dpi": DPI,
                                    "columns": [c.header for c in columns],
                                    "size_inches": [round(fig.width, 3), round(fig.height, 3)]})
