@@ -43,10 +43,14 @@ def _ancestors(node: torch.fx.Node, stop: torch.fx.Node | None = None) -> set:
 
 def split_head(model: nn.Module, layer: str, input_size: int) -> Head | None:
     """The head from the last spatial node (H*W > 1) below `layer` up to `layer` (at worst the
-    input itself), or None when no such cut separates the layer from the input."""
+    input itself), or None when no such cut separates the layer from the input or the model
+    cannot be traced (the caller then uses input-gradient saliency)."""
     from atlas.models.layers import layout_of
     from atlas.models.tracing import trace
-    traced = trace(model, input_size)
+    try:
+        traced = trace(model, input_size)
+    except Exception:  # noqa: BLE001 - a model the tracer cannot follow has no head to cut
+        return None
     gm = traced.gm
     by_name = {q: n for n, q in traced.qualname.items()}
     if layer not in by_name:

@@ -73,6 +73,7 @@ def get_spec(name: str) -> ModelSpec:
         return torchvision_spec(name)
     known = sorted(set(_REGISTRY) | set(torchvision_names()))
     close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known[:12])}, ..."
-    raise UnknownModel(f"unknown model {name!r}; {hint} (`atlas models` lists them; timm models "
-                       "are timm:NAME; your own module is path/file.py:factory)")
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise UnknownModel(f"unknown model {name!r}; {hint}choose one of: {', '.join(sorted(_REGISTRY))} or any "
+                       f"of the {len(torchvision_names())} torchvision classifiers (`atlas models` lists them), "
+                       "timm:NAME, or your own module as path/file.py:factory")
