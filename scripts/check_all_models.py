@@ -50,7 +50,8 @@ def light_check(name: str) -> dict:
     with torch.no_grad():
         out = extractor(model, [l.name for l in layers])(torch.rand(2, 3, size, size))
     assert all(tuple(out[l.name].shape[1:]) == l.shape for l in layers)
-    fields = receptive_fields(model, size, layers)
+    maps = [l for l in layers if l.kind == "conv"]
+    fields = receptive_fields(model, size, maps[1:2] + layers[-1:])  # a stage output and the logits
     notes = sorted({n.split(":")[0] for f in fields.values() for n in f.notes if "token" in n or "effective" in n})
     target = NetTarget(model, spec)
     logits = layers[-1].name
@@ -74,10 +75,13 @@ def main() -> int:
     ap.add_argument("--full", action="store_true", help="atlas run end to end for each model")
     ap.add_argument("--only", nargs="+", help="these models only")
     ap.add_argument("--out", type=Path, default=ROOT / "notes" / "models-check.json")
+    ap.add_argument("--resume", action="store_true", help="keep the models already in --out")
     args = ap.parse_args()
     torch.manual_seed(0)
+    torch.set_num_threads(1)
     names = args.only or [n for n in torchvision_names() if n not in MATRIX]
-    report = {}
+    report = json.loads(args.out.read_text()) if args.resume and args.out.is_file() else {}
+    names = [n for n in names if n not in report]
     for name in names:
         t0 = time.time()
         try:

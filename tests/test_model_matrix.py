@@ -19,6 +19,7 @@ from atlas.cli import main
 from atlas.evidence.receptive_field import receptive_fields
 from atlas.models import get_spec, load_model
 from atlas.models.layers import extractor, resolve_layers
+from atlas.render.names import unit_page
 
 USER_MODEL = Path(__file__).parent / "data" / "user_model.py"
 MATRIX = [("alexnet", 64), ("vgg16", 32), ("resnet50", 32), ("densenet121", 32), ("mobilenet_v3_small", 32),
@@ -79,12 +80,13 @@ def test_atlas_run_any_model(name, size, tmp_path, generator_file):
     # the receptive field of the map layer: contains the gradient's support, or says why not
     map_layer = layers[0]
     rf = receptive_fields(model, size, [map_layer])[map_layer.name]
+    page = (out / "site" / unit_page(map_layer.slug, 0)).read_text()
     if map_layer.tokens:
-        assert any("token" in n for n in rf.notes)
+        assert any("token" in n for n in rf.notes) and "the box is the token&#39;s patch" in page
         if map_layer.layout == "tokens+cls":
-            assert any("class token" in n for n in rf.notes)
+            assert any("class token" in n for n in rf.notes) and "class token" in page
     elif any("effective field" in n for n in rf.notes):
-        assert rf.spatial  # patches still get a box: the effective field
+        assert rf.spatial and "effective field" in page  # patches still get a box, and the page says which
     else:
         net = extractor(model, [map_layer.name])
         h, w = map_layer.shape[1:]

@@ -227,6 +227,13 @@ def hist_path(counts: np.ndarray, peak: float, width: int = 200, height: int = 6
     return "".join(parts)
 
 
+def field_notes(meta: dict) -> list[str]:
+    """What the page must say about the receptive field: token patches and where the class
+    token went, or the effective field used where every analytic field is the whole image."""
+    notes = ((meta or {}).get("receptive_field") or {}).get("notes") or []
+    return [str(n) for n in notes if "token" in n or "effective field" in n]
+
+
 def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") -> dict:
     layer, slug, short = view.data, view.ref["slug"], view.ref["short"]
     items = data.dataset["items"]
@@ -284,6 +291,7 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
         "dead": bool(layer.dead[u]) if layer.dead is not None else bool((stats or {}).get("dead")),
         "n_images": len(items),
         "patch": pics is not None, "heat": pics is not None and pics.heat is not None, "whole_field": bool(whole),
+        "field_notes": field_notes(pics.meta if pics else {}),
         "patch_px": pics.geometry.patch_size if pics else 0, "view_px": pics.geometry.display_size if pics else 0,
         "view_css": max(pics.geometry.display_size, MIN_VIEW_CSS) if pics else 0,  # small inputs shown magnified
         "pixelated": bool(pics and pics.geometry.patch_size > max(pics.geometry.window) * pics.geometry.display_size
