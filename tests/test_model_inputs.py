@@ -191,3 +191,14 @@ def test_convert_generator_refuses_a_statistics_model_that_is_not_the_encoder(tm
     _fails(["convert-generator", str(src), "--out", str(tmp_path / "g.pt"), "--stats-model", "alexnet",
             "--stats-data", str(tmp_path)], capsys, "not the encoder", "CaffeNet", "--bounds")
     assert not (tmp_path / "g.pt").exists()
+
+
+def test_models_and_layers_commands(capsys):
+    assert main(["models", "--filter", "vit_b"]) == 0
+    out = capsys.readouterr().out
+    assert "vit_b_16" in out and "224px" in out and "torchvision" in out
+    _fails(["models", "--filter", "no-such-family"], capsys, "no model name matches")
+    assert main(["layers", "vit_b_16", "--input-size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "tokens+cls" in out and "class token" in out and "* encoder.layers.encoder_layer_11.add_1" in out
+    assert "* heads.head" in out and "768 x 2x2" in out
