@@ -82,7 +82,7 @@ def test_patch_is_the_crop_at_the_recorded_box(run):
             want = crop_patch(model_view(run, int(ids[u, r])), boxes[u, r], window, meta["patch_size"])
             assert got.shape == want.shape == (meta["patch_size"],) * 2 + (3,)
             assert psnr(got, want) > 30, (u, r)
-            assert np.abs(got.astype(int) - want.astype(int)).mean() < 4
+            assert np.abs(got.astype(int) - want.astype(int)).mean() < 6   # JPEG q80 on detailed photos: 2-5 levels
 
 
 def test_heat_grids_and_sheets(run):
