@@ -218,14 +218,20 @@ def test_missing_stages_and_format_versions(tmp_path):
 
 
 @pytest.mark.parametrize("command", [["render"], ["figure", "--units", "conv:0", "--out", "x.pdf"],
-                                     ["archive", "--out", "x.zip"]])
+                                     ["archive", "--out", "x.zip"], ["demo", "--quick", "--out"]])
 def test_cli_refuses_another_format_with_exit_2(tmp_path, command):
+    """render, figure, archive and a run into the folder all stop before touching it."""
     _tiny_run(tmp_path / "run")
     write_json(tmp_path / "run" / "stages" / "format.json", {"format": "atlas-run", "version": FORMAT_VERSION + 5})
-    args = [command[0], str(tmp_path / "run"), *[str(tmp_path / a) if a.startswith("x.") else a for a in command[1:]]]
+    before = sorted(p.name for p in (tmp_path / "run" / "stages").iterdir())
+    if command[0] == "demo":
+        args = [*command, str(tmp_path / "run")]
+    else:
+        args = [command[0], str(tmp_path / "run"), *[str(tmp_path / a) if a.startswith("x.") else a for a in command[1:]]]
     proc = subprocess.run([sys.executable, "-m", "atlas", *args], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert "newer atlas" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "run" / "stages").iterdir()) == before
 
 
 # -- nothing outside the contract opens a stage file ----------------------------------------
