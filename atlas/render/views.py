@@ -89,7 +89,7 @@ def _unit_thumb(refs: dict, u: int, top_id: int | None) -> dict | None:
 def patch_style(geometry, box, src: str) -> str:
     """CSS that shows a top patch as the window of the top image's view at `box`: the view
     as a background, scaled so the window fills the element, shifted to the window's corner
-    (gray where the window lies beyond the image). The same window evidence.pictures.patch
+    (gray where the window lies beyond the image). The same window artifacts.pictures.Pictures.patch
     cuts, so the page shows the stored pixels one to one when the patch side equals the window."""
     wy, wx, sy, sx = geometry.window_of(box)
     s = geometry.input_size
