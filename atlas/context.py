@@ -88,6 +88,7 @@ class Context:
     world_size: int = 1
     device_override: torch.device | None = None
     log: list[str] = field(default_factory=list)
+    work: dict = field(default_factory=dict)  # the running stage's chunk record (artifacts/chunks.py)
 
     @cached_property
     def device(self) -> torch.device:
@@ -175,11 +176,6 @@ class Context:
     def layer_names(self) -> list[str]:
         """Node names of the run's layers."""
         return [layer.name for layer in self.layers]
-
-    def shard(self, n: int) -> range:
-        """This rank's share of n items (contiguous blocks)."""
-        per = -(-n // self.world_size)
-        return range(min(n, self.rank * per), min(n, (self.rank + 1) * per))
 
 
 def short_hash(text: str) -> str:

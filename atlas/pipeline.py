@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
+from typing import Iterator
 
 from atlas.config import Config, ConfigError
 from atlas.context import Context
@@ -15,7 +16,7 @@ from atlas.stages import dataset, topk
 from atlas.stages.base import Stage, run_stage
 from atlas.stages.dataset import print_skipped
 from atlas.artifacts.dataset import read_skipped, skipped_path
-from atlas.artifacts.store import RunStore, fault_point
+from atlas.artifacts.store import RunLockedError, RunStore, fault_point
 
 
 def plan(ctx: Context) -> list:
@@ -51,7 +52,7 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
     """Run every stage of `cfg` and render the site; returns the path of index.html.
 
     Under torchrun (world_size > 1) every rank calls this: sharded stages split their work,
-    the others run on rank 0, and rank 0 alone holds the lock, writes and renders."""
+    the others run on rank 0, and rank 0 holds the job's lock, merges, writes and renders."""
     from atlas import distributed
     store = RunStore(cfg.out)
     t0 = time.time()
@@ -59,8 +60,7 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
                   device_override=distributed.local_device(cfg.device))
     preflight(ctx)  # every rank checks, before any joins the group or touches the folder
     distributed.init(world_size)
-    lock = store.lock() if rank == 0 else contextlib.nullcontext()
-    with lock:
+    with job_lock(store, rank, world_size):
         if rank == 0:
             store.check_format()
             store.mark_format()
@@ -74,10 +74,31 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
                 fault_point("run:after-stage")
         fault_point("run:before-render")
         index = render(store.root) if rank == 0 else store.root / "site" / "index.html"
-    distributed.barrier(world_size)
+        distributed.barrier(world_size)  # the others wait for the site, inside the job's lock
     if rank == 0:
         _print_summary(report, store, time.time() - t0)
     return index
+
+
+@contextlib.contextmanager
+def job_lock(store: RunStore, rank: int, world_size: int) -> Iterator[None]:
+    """The run lock, held for the whole torchrun job by rank 0. Every rank learns whether
+    rank 0 got it, so a locked folder stops all ranks with the same message (exit 2)."""
+    from atlas import distributed
+    if rank != 0:
+        error = distributed.broadcast(None, world_size)
+        if error:
+            raise RunLockedError(error)
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(store.lock())
+        except RunLockedError as exc:
+            distributed.broadcast(str(exc), world_size)
+            raise
+        distributed.broadcast(None, world_size)
+        yield
 
 
 def _print_summary(report: list, store: RunStore, seconds: float) -> None:

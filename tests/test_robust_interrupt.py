@@ -21,7 +21,8 @@ from atlas.artifacts.store import RunLockedError, RunStore, read_json, write_jso
 from robust_util import artifacts
 
 ROOT = Path(__file__).resolve().parents[1]
-# 200 world images in 50 batches of 4, so two top-k chunks of 32 batches (128 + 72 images);
+# 200 world images in batches of 4; the top-k pass cuts them into 8 chunks of 25 images
+# (7 batches each: 6 of 4 and 1 of 1);
 # featvis/maps (when present) cut to almost nothing
 ARGS = ["run", "--data", "world", "--layers", "conv1", "conv5", "fc7", "--set", "world_count=200",
         "workers=2", "batch_size=4", "topk=5", "seeds=1", "units_limit=2", "pixel_iters=1",
@@ -81,28 +82,30 @@ def test_kills_at_every_stage_then_rerun_gives_identical_artifacts(tmp_path):
     killed(rc, log)
     assert current(out, "dataset") is None and (out / "stages" / ".trash").is_dir()
 
-    # 3. mid top-k pass, at batch 40: the first chunk (32 batches) is saved, the second is not
+    # 3. mid top-k pass, at batch 40: five chunks (35 batches) are folded into saved states
+    # (one per group of chunks; here 8 groups of one chunk), the sixth is not
     rc, log = atlas(out, "topk:batch:40")
     killed(rc, log)
     assert "took over a stale lock" in log and "unfinished temporary item" in log
     assert current(out, "dataset") == want["dataset"] and current(out, "topk") == old["topk"]
-    assert [p.name for p in (out / "stages" / ".partial" / "topk").glob("*/chunk-*.npz")] == ["chunk-00000.npz"]
+    saved = sorted(p.name for p in (out / "stages" / ".partial" / "topk").glob("*/group-*.npz"))
+    assert saved == [f"group-{g:04d}.npz" for g in range(5)]
 
-    # 4. resumed from the saved chunk, killed again three batches later
+    # 4. resumed from the saved chunks, killed again three batches later
     rc, log = atlas(out, "topk:batch:3")
     killed(rc, log)
-    assert "resuming: 1 of 2 chunks already computed" in log
+    assert "resuming: 5 of 8 chunks already computed" in log
 
     # 5. resumed to the end; killed after the manifest is written, before the folder is renamed
     rc, log = atlas(out, "store:manifest-written")
     killed(rc, log)
-    assert "resuming: 1 of 2 chunks already computed" in log
+    assert "resuming: 5 of 8 chunks already computed" in log
     assert current(out, "topk") == old["topk"]  # the complete-looking temporary folder is not taken
 
     # 6. between the last stage and the site
     rc, log = atlas(out, "run:before-render")
     killed(rc, log)
-    assert current(out, "topk") == want["topk"] and "resuming: 2 of 2 chunks already computed" in log
+    assert current(out, "topk") == want["topk"] and "resuming: 8 of 8 chunks already computed" in log
 
     # 7. during the site render: killed once 40 pages or images of this render are on disk
     t0 = time.time()

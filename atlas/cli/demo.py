@@ -16,12 +16,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from atlas.config import DEMO_FEATVIS, Config, quick
+    from atlas.cli.common import distributed
     from atlas.pipeline import run as run_pipeline
     cfg = Config(out=args.out, title="atlas demo: the world network", **DEMO_FEATVIS)
     if args.device:
         cfg = dataclasses.replace(cfg, device=args.device)
     if args.quick:
         cfg = quick(cfg)
-    index = run_pipeline(cfg)
-    print(index.resolve())
+    index = run_pipeline(cfg, **distributed())  # under torchrun: every rank, one job
+    if distributed()["rank"] == 0:
+        print(index.resolve())
     return 0

@@ -12,7 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train-generator", help="train a DeePSiM generator that inverts a layer of a model",
         description="Train a generator G so that G(E(x)) = x for the model's layer E (default: its ReLU'd "
                     "fc6), with pixel, feature (comparator) and adversarial losses. Keeps a checkpoint and "
-                    "a sample sheet per epoch in --work-dir; rerunning resumes. Writes an atlas generator "
+                    "a sample sheet per epoch in --work-dir; rerunning resumes. Under torchrun it trains data-"
+                    "parallel (each process a share of every batch; rank 0 writes). Writes an atlas generator "
                     "file with the code statistics DGN-AM clips to.")
     p.add_argument("--model", default="worldnet", help="encoder model name (default: worldnet)")
     p.add_argument("--weights", help="encoder weight file; default: the model's own weights")
@@ -72,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     comparator = args.comparator or spec.generator_comparator
     if not code or not comparator:
         raise ValueError(f"model {spec.name!r} names no default code/comparator node; pass --layer and --comparator")
-    device = pick_device(args.device)
+    from atlas import distributed
+    rank, world_size = distributed.rank_and_size()
+    device = distributed.local_device(args.device) or pick_device(args.device)
     model = load_model(spec, args.weights)
     code, comparator = (resolve_layers(model, spec, [n])[0].name for n in (code, comparator))  # checked LayerRefs
     out_size = args.out_size or spec.input_size
@@ -87,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
                                l_img=args.l_img, l_feat=args.l_feat, l_adv=args.l_adv, seed=args.seed)
     work = args.work_dir or args.out.with_name(args.out.name + ".work")
     encoder = {"model": spec.name, "weights": weights_identity(spec, args.weights), "data": args.data}
+    distributed.init(world_size)  # under torchrun: data-parallel training, rank 0 writes
     train_generator(model, spec, train, held, cfg, args.out, work, encoder, resume=not args.no_resume,
-                    device=device)
-    print(args.out.resolve())
+                    device=device, log=print if rank == 0 else (lambda _s: None))
+    if rank == 0:
+        print(args.out.resolve())
     return 0

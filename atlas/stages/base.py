@@ -35,25 +35,33 @@ class Stage:
 def run_stage(ctx, stage: Stage) -> str:
     """Run `stage` unless its outputs are current. Returns 'ran' or 'skipped'.
 
-    With several ranks, a sharded stage runs on every rank (rank 0 keeps the output); any
-    other stage runs on rank 0 while the others wait."""
+    With several ranks, a sharded stage runs on every rank, each computing its share of
+    the chunks (artifacts/chunks.py), and rank 0 merges them into the output; any other stage
+    runs on rank 0 while the others wait. Rank 0 decides whether the stage is current, so
+    every rank takes the same path through the same barriers."""
+    from atlas.distributed import broadcast
     key = stage.key(ctx)
-    if ctx.store.is_current(stage.name, key):
+    current = broadcast(ctx.store.is_current(stage.name, key) if ctx.rank == 0 else None, ctx.world_size)
+    if current:
         if ctx.rank == 0:
             print(f"[{stage.name}] up to date, skipped", flush=True)
         return "skipped"
     t0 = time.time()
+    ctx.work = {}
     if ctx.rank == 0:
         print(f"[{stage.name}] running", flush=True)
         with ctx.store.writing(stage.name, key, {"version": stage.version, "params": stage.params,
                                                   "deps": list(stage.deps)}) as out:
             summary = stage.fn(ctx, Path(out), key) or {}
+            if ctx.work:
+                summary["work"] = ctx.work
             stage.summary = {**summary, "seconds": round(time.time() - t0, 2)}
             ctx.store.write_summary(out, stage.summary)
         print(f"[{stage.name}] done in {time.time() - t0:.1f} s", flush=True)
     elif stage.sharded:
         with tempfile.TemporaryDirectory() as scratch:
             stage.fn(ctx, Path(scratch), key)
+    ctx.work = {}
     barrier(ctx.world_size)
     return "ran"
 

@@ -3,10 +3,12 @@
 For every unit of the layer (the first `units_limit`), `seeds` images per prior. The
 priors are plug-ins (atlas/priors/registry.py: DGN-AM through the model's generator,
 pixel-space ascent with Yosinski et al.'s regularizers, Lucid's decorrelated Fourier
-parameterization, ...); this stage knows none of them by name. Units are worked in contiguous chunks
-of about `featvis_batch` optimizations, one batched optimization per chunk and prior;
-each finished chunk is kept (atomically) in the stage's partial folder, so an interrupted
-run resumes where it stopped, and ranks could share the chunks (`ctx.shard`).
+parameterization, ...); this stage knows none of them by name. Units are worked in
+contiguous chunks of at most `featvis_batch` optimizations (and at least chunks.MIN_CHUNKS
+chunks, so ranks can share), one batched optimization per chunk and prior, through the
+chunk runner (artifacts/chunks.py): every rank of a torchrun job works its share of the
+chunks, each finished chunk is kept in the stage's partial folder (an interrupted run
+resumes where it stopped), and rank 0 merges them.
 
 Conv units are optimized at the centre neuron of their channel (act_max.py), or the
 channel mean (`dgn_conv_objective = "mean"`); with the centre neuron the stored images are
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from atlas.distributed import broadcast
 from atlas.priors import registry
 from atlas.priors.batching import featvis_batch
 from atlas.priors.objectives import center_of, diversity, unit_objective
@@ -35,8 +38,8 @@ from atlas.priors.plugins.dgn import generator_file  # noqa: F401  (kept importa
 from atlas.priors.registry import Problem, Result, SkipPrior
 from atlas.priors.target import NetTarget, to_uint8
 from atlas.stages.base import Stage
+from atlas.artifacts.chunks import chunk_size, run_chunks
 from atlas.artifacts import featvis as artifact
-from atlas.artifacts.store import load_chunk, save_chunk
 
 VERSION = 1
 
@@ -74,7 +77,7 @@ def make(ctx) -> list[Stage]:
         units = len(chosen) if chosen == list(range(len(chosen))) else chosen
         params = {**common, "layer": layer.name, "units": units}
         fn = partial(run, layer=layer, units=units, priors=priors, settings=settings)
-        stages.append(Stage(artifact.stage(layer.name), VERSION, params, fn, deps=deps))
+        stages.append(Stage(artifact.stage(layer.name), VERSION, params, fn, deps=deps, sharded=True))
     return stages
 
 
@@ -106,10 +109,6 @@ def optimize(prior: str, target: NetTarget, objective, seeds: list[int], setting
     the prior stores. `objective` may carry a diversity term; `plain` is the unit alone."""
     return registry.get(prior).visualize(Problem(target, objective, plain if plain is not None else objective,
                                                  seeds, settings, resource, progress))
-
-
-def _save_chunk(path: Path, images: np.ndarray, acts: np.ndarray, extra: dict | None = None) -> None:
-    save_chunk(path, {"images": images, "acts": acts, **{f"x_{k}": v for k, v in (extra or {}).items()}})
 
 
 def _crop(images: np.ndarray, crop: list[int]) -> np.ndarray:
@@ -153,54 +152,45 @@ def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[s
     batch = featvis_batch(cfg.featvis_batch, target, bundle,
                           lambda n: unit_objective(layer.name, torch.zeros(n, dtype=torch.long),
                                                    "center" if where == "unit" else where))
-    per_chunk = max(1, batch // S)
-    chunks = [(u0, min(units, u0 + per_chunk)) for u0 in range(0, units, per_chunk)]
-    mine = set(ctx.shard(len(chunks)))
-    order = [c for i, c in enumerate(chunks) if i in mine] + [c for i, c in enumerate(chunks) if i not in mine]
-    part = ctx.store.partial_dir(artifact.stage(layer.name), key)
+    # rank 0's size for all: an automatic batch may differ between GPUs, the chunks may not
+    per_chunk = broadcast(chunk_size(units, max(1, batch // S)), ctx.world_size)
     total = sum(settings[p].iters for p in priors) * units * S
-    done_units = {p: 0 for p in priors}
     seconds = {p: 0.0 for p in priors}
-    bar = tqdm(total=total, desc=f"featvis {layer.name}", unit="unit-it", unit_scale=True)
-    for u0, u1 in order:
+    bar = tqdm(total=total, desc=f"featvis {layer.name}", unit="unit-it", unit_scale=True,
+               disable=ctx.rank != 0)
+
+    def compute(prior: str, u0: int, u1: int, _folder: Path) -> dict[str, np.ndarray]:
+        """Rows u0..u1-1 (units ids[u0:u1]) under one prior."""
         unit_ids = torch.tensor(ids[u0:u1], dtype=torch.long).repeat_interleave(S)
         seeds = [element_seed(cfg.seed, layer.name, u, s) for u in ids[u0:u1] for s in range(S)]
         objective = unit_objective(layer.name, unit_ids, "center" if where == "unit" else where)
         diverse = objective + cfg.featvis_diversity * diversity(layer.name, unit_ids) \
             if cfg.featvis_diversity > 0 and S > 1 else objective
-        for prior in priors:
-            path = part / f"{prior}_{u0:05d}_{u1:05d}.npz"
-            n_el = len(seeds)
-            if path.is_file():
-                bar.update(settings[prior].iters * n_el)
-                done_units[prior] += u1 - u0
-                continue
-            t0 = time.time()
-            res = optimize(prior, target, diverse if entries[prior].uses_diversity else objective, seeds,
-                           settings[prior], resources[prior], lambda k, n=n_el: bar.update(k * n), objective)
-            stored = to_uint8(res.images)
-            acts = target.activations_of_uint8(stored, objective).cpu().numpy()
-            seconds[prior] += time.time() - t0
-            extra = {}
-            for name in entries[prior].stores_for(settings[prior]):
-                a = res.arrays[name]
-                a = to_uint8(a).numpy() if name.startswith("images") or a.ndim == 4 else np.asarray(a.cpu())
-                extra[name] = a.reshape(u1 - u0, S, *a.shape[1:])
-            _save_chunk(path, stored.numpy().reshape(u1 - u0, S, *stored.shape[1:]),
-                        acts.reshape(u1 - u0, S).astype(np.float32), extra)
-            done_units[prior] += u1 - u0
-            bar.set_postfix_str(f"{prior} units {done_units[prior]}/{units}")
+        t0 = time.time()
+        res = optimize(prior, target, diverse if entries[prior].uses_diversity else objective, seeds,
+                       settings[prior], resources[prior], lambda k, n=len(seeds): bar.update(k * n), objective)
+        stored = to_uint8(res.images)
+        acts = target.activations_of_uint8(stored, objective).cpu().numpy()
+        seconds[prior] += time.time() - t0
+        arrays = {"images": stored.numpy().reshape(u1 - u0, S, *stored.shape[1:]),
+                  "acts": acts.reshape(u1 - u0, S).astype(np.float32)}
+        for name in entries[prior].stores_for(settings[prior]):
+            a = res.arrays[name]
+            a = to_uint8(a).numpy() if name.startswith("images") or a.ndim == 4 else np.asarray(a.cpu())
+            arrays[f"x_{name}"] = a.reshape(u1 - u0, S, *a.shape[1:])
+        return arrays
+
+    done = {prior: run_chunks(ctx, artifact.stage(layer.name), key, units, per_chunk, partial(compute, prior),
+                              tag=prior, items="units") for prior in priors}
     bar.close()
+    if ctx.rank != 0:
+        return {}
     summary: dict = {"units": units, "seeds": S}
     for prior in priors:
         stores = entries[prior].stores_for(settings[prior])
-        imgs, acts, extra = [], [], {name: [] for name in stores}
-        for u0, u1 in chunks:
-            z = load_chunk(part / f"{prior}_{u0:05d}_{u1:05d}.npz")
-            imgs.append(z["images"])
-            acts.append(z["acts"])
-            for name in stores:
-                extra[name].append(z[f"x_{name}"])
+        loaded = [c.arrays() for c in done[prior]]
+        imgs, acts = [z["images"] for z in loaded], [z["acts"] for z in loaded]
+        extra = {name: [z[f"x_{name}"] for z in loaded] for name in stores}
         images = np.concatenate(imgs)
         if crop is not None:
             images = _crop(images, crop)

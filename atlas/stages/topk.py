@@ -4,9 +4,10 @@ For every unit keep its k highest-activating images; for a conv channel the acti
 an image is its spatial maximum, and where it occurred is kept too. Memory grows with
 units x k. The unit statistics downstream (mean, std, histogram, class selectivity, ...)
 are accumulated during the same pass (`stats/`, evidence/streamstats.py), so nothing of
-size images x units is kept in memory or on disk. Each rank folds its chunks into one
-running state saved after every chunk (resumable); rank 0 merges the ranks' states one at
-a time.
+size images x units is kept in memory or on disk. The chunks of images form a few
+fixed groups, each folded into one running state saved after every chunk (resumable;
+artifacts/chunks.fold_chunks); the ranks share the groups and rank 0 merges the groups'
+states one at a time, in order, so any number of processes gives the same bits.
 
 Ties are broken by the lower image id, so the result is a pure function of the data,
 whatever the batch size or the number of processes that shared the pass.
@@ -21,11 +22,10 @@ import torch
 from tqdm import tqdm
 
 from atlas.data.loader import make_loader, model_transform
-from atlas.distributed import barrier
 from atlas.evidence.streamstats import UnitStats
 from atlas.models.layers import extractor
 from atlas.stages.base import Stage
-from atlas.stages.chunks import chunk_path, save_chunk
+from atlas.artifacts import chunks
 from atlas.artifacts import topk as artifact
 from atlas.artifacts.store import fault_point, load_chunk
 
@@ -207,40 +207,10 @@ def scan(ctx, ids: np.ndarray, state: PassState, labels: np.ndarray, bar: tqdm |
 
 
 def chunk_size(ctx) -> int:
-    """Images per chunk: whole batches, so every batch is the same for any number of ranks."""
-    return ctx.cfg.batch_size * CHUNK_BATCHES
-
-
-def fold_chunks(ctx, key: str, n_chunks: int, state: PassState, compute) -> list[Path]:
-    """Run this rank's chunks in order, folding each into `state`; after each, the state is
-    saved as `chunk-<i>.npz` (i: the last chunk folded in) and the previous file removed,
-    so one state file per rank is on disk. Returns every rank's final state file."""
-    folder = ctx.store.partial_dir("topk", key)
-    mine = [i for i in range(n_chunks) if i % ctx.world_size == ctx.rank]
-    done = 0
-    for j in range(len(mine), 0, -1):
-        path = chunk_path(folder, mine[j - 1])
-        if path.is_file():
-            z = load_chunk(path)
-            if [int(i) for i in z["chunks"]] == mine[:j]:  # same chunks, same ranks
-                state.restore(z, ctx.device)
-                done = j
-            break
-    if done and ctx.rank == 0:
-        print(f"[topk] resuming: {done} of {n_chunks} chunks already computed", flush=True)
-    for j in range(done, len(mine)):
-        compute(mine[j])
-        state.chunks.append(mine[j])
-        save_chunk(chunk_path(folder, mine[j]), state.arrays())
-        if j:
-            chunk_path(folder, mine[j - 1]).unlink(missing_ok=True)
-    barrier(ctx.world_size)
-    paths = [chunk_path(folder, [i for i in range(n_chunks) if i % ctx.world_size == r][-1])
-             for r in range(min(ctx.world_size, n_chunks))]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise RuntimeError(f"[topk] chunks missing after all ranks finished: {', '.join(missing[:5])}")
-    return paths
+    """Images per chunk: at most CHUNK_BATCHES batches, fewer when that leaves ranks
+    without a share. The chunks (and so the batches inside them) are the same for any
+    number of ranks."""
+    return chunks.chunk_size(len(ctx.source), ctx.cfg.batch_size * CHUNK_BATCHES)
 
 
 def run(ctx, out: Path, key: str) -> dict:
@@ -251,12 +221,12 @@ def run(ctx, out: Path, key: str) -> dict:
     k = min(ctx.cfg.topk, n)
     labels = np.asarray(ctx.source.labels, dtype=np.int64)
     classes = len(ctx.source.class_names)
-    state = PassState(ctx, k, classes)
     t0 = time.time()
     with tqdm(total=mine, desc="top-k pass", unit="img", disable=ctx.rank != 0) as bar:
-        def compute(i: int) -> None:
-            scan(ctx, np.arange(i * size, min(n, (i + 1) * size)), state, labels, bar)
-        paths = fold_chunks(ctx, key, n_chunks, state, compute)
+        def fold(state: PassState, start: int, stop: int) -> None:
+            scan(ctx, np.arange(start, stop), state, labels, bar)
+        paths = chunks.fold_chunks(ctx, "topk", key, n, size, lambda: PassState(ctx, k, classes), fold,
+                                   items="images")
     if ctx.rank != 0:
         return {}
     rate = mine / max(time.time() - t0, 1e-9)

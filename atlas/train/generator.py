@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
@@ -104,6 +105,23 @@ class GeneratorTrainer:
         self.step_count = 0
         self.feat_var: float | None = None
         self.d_updates = 0
+        # under torchrun: G and D wrapped for gradient averaging; G and D stay the plain modules
+        self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.G_step, self.D_step = self.G, self.D
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.G_step = DDP(self.G, device_ids=ids)
+            self.D_step = DDP(self.D, device_ids=ids)
+
+    def _mean(self, *values: torch.Tensor) -> list[float]:
+        """The mean over ranks of scalar tensors (themselves in one process), so that every
+        rank takes the same decisions."""
+        if self.world_size == 1:
+            return [float(v.detach()) for v in values]
+        t = torch.stack([v.detach().float().reshape(()) for v in values]).to(self.device)
+        dist.all_reduce(t)
+        return (t / self.world_size).tolist()
 
     def _normalize(self, x01: torch.Tensor) -> torch.Tensor:
         return (center_crop(x01, self.spec.input_size) - self.mean) / self.std
@@ -135,10 +153,10 @@ class GeneratorTrainer:
         x01 = x01.to(self.device)
         code, feat_real = self.encode(x01)
         if self.feat_var is None:
-            self.feat_var = float(feat_real.var().clamp(min=1e-8))
+            self.feat_var = self._mean(feat_real.var().clamp(min=1e-8))[0]
         for group in self.opt_g.param_groups:
             group["lr"] = cfg.lr * self._lr_factor()
-        fake = to_rgb01(self.G(code), self.G.cfg.output)
+        fake = to_rgb01(self.G_step(code), self.G.cfg.output)
         l_img = F.mse_loss(fake, x01)
         feat_fake = self.comparator(self._normalize(fake))[cfg.comparator_node]
         l_feat = F.mse_loss(feat_fake, feat_real) / self.feat_var
@@ -156,8 +174,13 @@ class GeneratorTrainer:
         self.opt_g.step()
         l_d = torch.zeros(())
         if cfg.l_adv > 0:
-            l_d = F.softplus(-self.D(x01, code)).mean() + F.softplus(self.D(fake.detach(), code)).mean()
-            if l_d.item() >= cfg.d_pause * l_adv.item():  # pause D while it is far ahead
+            if self.world_size > 1:  # one forward of the wrapped D per backward
+                both = self.D_step(torch.cat([x01, fake.detach()]), torch.cat([code, code]))
+                l_d = F.softplus(-both[:len(x01)]).mean() + F.softplus(both[len(x01):]).mean()
+            else:
+                l_d = F.softplus(-self.D(x01, code)).mean() + F.softplus(self.D(fake.detach(), code)).mean()
+            d_now, adv_now = self._mean(l_d, l_adv)  # all ranks update D, or none
+            if d_now >= cfg.d_pause * adv_now:  # pause D while it is far ahead
                 self.opt_d.zero_grad(set_to_none=True)
                 l_d.backward()
                 self.opt_d.step()
@@ -196,6 +219,11 @@ def sample_sheet(path: Path, real01: torch.Tensor, fake01: torch.Tensor, scale: 
     img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(path)
 
 
+def _barrier(world_size: int) -> None:
+    if world_size > 1:
+        dist.barrier()
+
+
 def _save_atomic(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -205,11 +233,14 @@ def _save_atomic(obj, path: Path) -> None:
 def train_generator(model: nn.Module, spec: ModelSpec, train_pixels: np.ndarray, held_pixels: np.ndarray,
                     cfg: GeneratorTrainConfig, out: Path, work_dir: Path, encoder_info: dict,
                     resume: bool = True, device: torch.device | str = "cpu",
-                    log: Callable[[str], None] = print) -> GeneratorBundle:
+                    log: Callable[[str], None] = print) -> GeneratorBundle | None:
     """Train on uint8 images (N, S, S, 3) at the generator's output size; write `out`.
 
     `work_dir` holds checkpoint.pt (one per epoch, reused when `resume`), samples/epoch_NN.png
-    and history.json."""
+    and history.json. Under torchrun (a process group initialized by the caller) training is
+    data-parallel: every rank takes its share of each batch (same batch size in all), the
+    gradients of G and D are averaged (DistributedDataParallel), and rank 0 alone evaluates,
+    writes the checkpoints and the generator file (other ranks return None)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "samples").mkdir(exist_ok=True)
     steps_per_epoch = max(1, len(train_pixels) // cfg.batch_size)
@@ -229,23 +260,29 @@ def train_generator(model: nn.Module, spec: ModelSpec, train_pixels: np.ndarray,
     data = to_tensor01(train_pixels)
     held = to_tensor01(held_pixels).to(trainer.device)
     sheet_real = held[:16]
+    rank, size = (dist.get_rank(), dist.get_world_size()) if trainer.world_size > 1 else (0, 1)
     t0 = time.time()
     for epoch in range(start_epoch, cfg.epochs):
         perm = torch.randperm(len(data), generator=trainer.gen)
-        bar = tqdm(range(steps_per_epoch), desc=f"generator epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+        bar = tqdm(range(steps_per_epoch), desc=f"generator epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=rank != 0)
         run: dict[str, float] = {}
         for s in bar:
             x = data[perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
             if cfg.flip:
                 flip = torch.rand(len(x), generator=trainer.gen) < 0.5
                 x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-            losses = trainer.step(x)
+            # data-parallel: each rank takes its share of the same batch, gradients are averaged
+            losses = trainer.step(x[rank::size])
             run = {k: (0.95 * run[k] + 0.05 * v) if k in run else v for k, v in losses.items()}
             bar.set_postfix(img=f"{run['img']:.4f}", feat=f"{run['feat']:.3f}", adv=f"{run['adv']:.2f}")
+        if rank != 0:  # rank 0 alone evaluates and writes; the others wait for the checkpoint
+            _barrier(trainer.world_size)
+            continue
         rec = float(np.mean([trainer.reconstruction_loss(held[i:i + 256]) for i in range(0, len(held), 256)]))
         history.append({"epoch": epoch + 1, **{k: round(v, 5) for k, v in run.items()},
                         "held_out_mse": round(rec, 5), "d_updates": trainer.d_updates,
-                        "seconds": round(time.time() - t0, 1)})
+                        "seconds": round(time.time() - t0, 1), "processes": size})
         log(f"epoch {epoch + 1}: held-out reconstruction MSE {rec:.5f} (train img {run['img']:.5f}, "
             f"feat {run['feat']:.4f}, adv {run['adv']:.3f}, D updates {trainer.d_updates})")
         trainer.G.eval()
@@ -255,6 +292,9 @@ def train_generator(model: nn.Module, spec: ModelSpec, train_pixels: np.ndarray,
         trainer.G.train()
         _save_atomic({"trainer": trainer.state_dict(), "history": history, "epoch": epoch + 1,
                       "config": asdict(cfg)}, ckpt)
+        _barrier(trainer.world_size)
+    if rank != 0:
+        return None
     trainer.G.eval()
     codes = torch.cat([trainer.encode(data[i:i + 512].to(trainer.device))[0].cpu()
                        for i in range(0, len(data), 512)])

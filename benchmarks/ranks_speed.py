@@ -1,0 +1,85 @@
+"""Whole-run wall time of `atlas demo --quick`'s config with 1 and with 2 processes.
+
+    python benchmarks/ranks_speed.py [--repeats 1] [--keep DIR]
+
+Each measurement is `python -m torch.distributed.run --standalone --nproc-per-node=N -m
+atlas demo --quick` into a fresh folder (gloo, CPU, OMP_NUM_THREADS=1, so each process
+uses one core), from the first import to the last line; the 1-process and 2-process runs
+alternate in the same invocation (with --repeats R: R pairs, medians reported), so the
+load of the machine hits both alike. The artifacts of the two are compared (they must be
+equal). `speedup` = 1-process time / 2-process time. Last line: one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def demo(nproc: int, out: Path) -> float:
+    """Seconds of one whole `atlas demo --quick` run with `nproc` processes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATLAS_DIST_BACKEND": "gloo",
+           "PYTHONPATH": str(ROOT)}
+    env.pop("ATLAS_FAULT", None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "atlas", "demo", "--quick", "--device", "cpu", "--out", str(out)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{nproc}-process demo failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return seconds
+
+
+def shares(out: Path) -> dict[str, list[int]]:
+    """Per stage and pass, the items each rank computed (from the summaries)."""
+    got = {}
+    for p in sorted((out / "stages").rglob("summary.json")):
+        for tag, rec in json.loads(p.read_text()).get("work", {}).items():
+            got[f"{p.parent.relative_to(out / 'stages').as_posix()}:{tag}"] = rec["per_rank"]
+    return got
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=1, help="pairs of runs (medians are reported)")
+    ap.add_argument("--keep", type=Path, help="keep the last runs' folders here")
+    args = ap.parse_args()
+    from tests.test_resume import artifact_digests
+    work = Path(tempfile.mkdtemp(prefix="ranks-speed-"))
+    one, two = [], []
+    try:
+        for r in range(args.repeats):
+            order = (1, 2) if r % 2 == 0 else (2, 1)
+            for n in order:
+                out = work / f"n{n}"
+                shutil.rmtree(out, ignore_errors=True)
+                (one if n == 1 else two).append(demo(n, out))
+                print(f"{n} process(es): {(one if n == 1 else two)[-1]:.1f} s", flush=True)
+        equal = artifact_digests(work / "n1") == artifact_digests(work / "n2")
+        split = shares(work / "n2")
+        if args.keep:
+            shutil.copytree(work, args.keep, dirs_exist_ok=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    t1, t2 = statistics.median(one), statistics.median(two)
+    lowest = min((min(v) / sum(v) for v in split.values() if sum(v)), default=0.0)
+    print(json.dumps({"config": "atlas demo --quick", "backend": "gloo", "device": "cpu", "threads_per_process": 1,
+                      "cpus": os.cpu_count(), "repeats": args.repeats, "seconds_1": round(t1, 1),
+                      "seconds_2": round(t2, 1), "runs_1": [round(s, 1) for s in one],
+                      "runs_2": [round(s, 1) for s in two], "artifacts_equal": equal,
+                      "smallest_rank_share": round(lowest, 3), "speedup": round(t1 / t2, 3)}))
+
+
+if __name__ == "__main__":
+    main()
