@@ -48,6 +48,19 @@ def preflight(ctx: Context) -> None:
         ctx.units_of(layer)  # a unit past the layer's end
 
 
+def run_stages(ctx: Context, factories) -> list[tuple[str, str, dict]]:
+    """Call each stage factory in order, each once the stages before it have run, and run
+    (or skip) the stages it makes. Returns (stage name, 'ran' | 'skipped', summary) per stage."""
+    report = []
+    for factory in factories:
+        stages = factory(ctx)
+        for stage in stages if isinstance(stages, list) else [stages]:
+            status = run_stage(ctx, stage)
+            report.append((stage.name, status, stage.summary))
+            fault_point("run:after-stage")
+    return report
+
+
 def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
     """Run every stage of `cfg` and render the site; returns the path of index.html.
 
@@ -65,13 +78,7 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
             store.check_format()
             store.mark_format()
             store.write_config(cfg.resolved())
-        report = []
-        for factory in plan(ctx):
-            stages = factory(ctx)
-            for stage in stages if isinstance(stages, list) else [stages]:
-                status = run_stage(ctx, stage)
-                report.append((stage.name, status, stage.summary))
-                fault_point("run:after-stage")
+        report = run_stages(ctx, plan(ctx))
         fault_point("run:before-render")
         index = render(store.root) if rank == 0 else store.root / "site" / "index.html"
         distributed.barrier(world_size)  # the others wait for the site, inside the job's lock

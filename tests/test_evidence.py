@@ -19,7 +19,7 @@ from atlas.evidence.stats import selectivity, unit_statistics
 from atlas.models.checkpoint import prepare_for_probing
 from atlas.models.layers import extractor
 from atlas.stages import concepts, dataset, dissect, evidence, topk
-from atlas.stages.base import run_stage
+from atlas.pipeline import run_stages
 from atlas.artifacts.store import RunStore, read_json
 
 LAYERS = ["features.conv1", "features.conv3", "classifier.fc7", "classifier.fc8"]
@@ -31,10 +31,7 @@ def run(tmp_path_factory):
     cfg = Config(world_count=40, topk=4, layers=["conv1", "conv3", "fc7", "fc8"], out=str(root),
                  maps=False, workers=0, batch_size=16)
     ctx = Context(cfg, RunStore(root))
-    for factory in (dataset.make, topk.make, concepts.make, dissect.make, evidence.make):
-        made = factory(ctx)
-        for stage in made if isinstance(made, list) else [made]:
-            run_stage(ctx, stage)
+    run_stages(ctx, (dataset.make, topk.make, concepts.make, dissect.make, evidence.make))
     return ctx
 
 

@@ -18,7 +18,7 @@ from atlas.models import ModelSpec, register, registry
 from atlas.models.zoo import WORLD_MEAN, WORLD_STD
 from atlas.stages import concepts, dataset, evidence, topk
 from atlas.stages import dissect as dissect_stage
-from atlas.stages.base import run_stage
+from atlas.pipeline import run_stages
 from atlas.artifacts.store import RunStore, read_json
 
 SIZES = [len(world.SHAPES), len(world.COLORS), len(world.TEXTURES)]
@@ -42,10 +42,7 @@ def test_hand_built_color_units_get_their_colors(tmp_path):
     """Through the real stages: dataset, topk, concepts, dissect, evidence."""
     cfg = Config(model="test-colors", world_count=150, topk=3, out=str(tmp_path), maps=False, workers=0)
     ctx = Context(cfg, RunStore(tmp_path))
-    for factory in (dataset.make, topk.make, concepts.make, dissect_stage.make, evidence.make):
-        made = factory(ctx)
-        for stage in made if isinstance(made, list) else [made]:
-            run_stage(ctx, stage)
+    run_stages(ctx, (dataset.make, topk.make, concepts.make, dissect_stage.make, evidence.make))
     labels = read_json(tmp_path / "stages" / "evidence" / "detect" / "labels.json")
     assert [(lab["label"], lab["category"], lab["method"]) for lab in labels] == \
         [("red", "color", "netdissect"), ("blue", "color", "netdissect"), ("green", "color", "netdissect")]

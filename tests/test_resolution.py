@@ -19,7 +19,7 @@ from atlas.evidence.patches import crop_patch
 from atlas.artifacts.pictures import load
 from atlas.render.build import render_site
 from atlas.stages import concepts, dataset, dissect, evidence, topk
-from atlas.stages.base import run_stage
+from atlas.pipeline import run_stages
 from atlas.artifacts.store import RunStore, read_json
 
 PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "photos"
@@ -37,10 +37,7 @@ def run(tmp_path_factory):
     cfg = Config(model="alexnet", weights="random", data=str(PHOTOS), data_limit=16, topk=3,
                  layers=["conv5", "fc8"], out=str(root), maps=False, workers=0, batch_size=8, device="cpu", fc_heatmaps="none")
     ctx = Context(cfg, RunStore(root))
-    for factory in (dataset.make, topk.make, concepts.make, dissect.make, evidence.make):
-        made = factory(ctx)
-        for stage in made if isinstance(made, list) else [made]:
-            run_stage(ctx, stage)
+    run_stages(ctx, (dataset.make, topk.make, concepts.make, dissect.make, evidence.make))
     return ctx
 
 
