@@ -247,6 +247,7 @@ NOT_STAGE_FILES = {
     "atlas/data/bigsources.py": "ImageNet / WebDataset files and their meta files",
     "atlas/priors/genfile.py": "generator weight files",
     "atlas/models/checkpoint.py": "classifier checkpoints",
+    "atlas/models/user.py": "a user's model factory file, hashed for its identity",
     "atlas/render/writer.py": "the site's output files and its render record",
     "atlas/archive/pack.py": "copies every run file's bytes into the archive (never interprets a stage file)",
     "atlas/archive/verify.py": "archive members and unpacked folders, hashed byte for byte",
