@@ -17,7 +17,8 @@ unit at a time.
 
 Networks: the shipped CIFAR-10 network (`cifarnet`, fc7 units) and torchvision AlexNet
 with random weights (fc8 units). Both sides run on one CPU thread. units/s counts units
-finished per second; the activation is each final image's objective (no transforms),
+finished per CPU-second of this process (CPU time, not wall time: the machine is
+shared, and wall time would charge one side with whatever else ran meanwhile); the activation is each final image's objective (no transforms),
 averaged over units. The last line is one JSON object:
 `{"cifarnet": {"speed_vs_lucent", "act_vs_lucent", ..., "maco": {...}}, "alexnet": {...}}`.
 
@@ -95,13 +96,13 @@ def mean_act(target: NetTarget, node: str, units: list[int], images01: torch.Ten
 def run_lucent(model: nn.Module, node: str, units: list[int], iters: int, size: int) -> tuple[float, torch.Tensor]:
     from lucent.optvis import param, render
     images = []
-    t0 = time.perf_counter()
+    t0 = _clock()
     for u in units:
         out = render.render_vis(model, f"{lucent_name(node)}:{u}", param_f=lambda: param.image(size),
                                 thresholds=(iters,), preprocess=False, progress=False, show_image=False,
                                 fixed_image_size=size)
         images.append(torch.from_numpy(out[-1][0]).permute(2, 0, 1))
-    return time.perf_counter() - t0, torch.stack(images)
+    return _clock() - t0, torch.stack(images)
 
 
 def run_horama(model: nn.Module, spec, node: str, units: list[int], iters: int, magnitude: np.ndarray):
@@ -112,7 +113,7 @@ def run_horama(model: nn.Module, spec, node: str, units: list[int], iters: int, 
     images = []
     with tempfile.TemporaryDirectory() as tmp, _cwd(tmp):
         np.save("spectrum_decorrelated.npy", magnitude)   # horama's cached spectrum file: no download
-        t0 = time.perf_counter()
+        t0 = _clock()
         for u in units:
             obj = unit_objective(node, torch.tensor([u]))
 
@@ -122,9 +123,15 @@ def run_horama(model: nn.Module, spec, node: str, units: list[int], iters: int, 
 
             img, _ = maco(objective, total_steps=iters, image_size=size, model_input_size=size, device="cpu")
             images.append(img.detach())
-        seconds = time.perf_counter() - t0
+        seconds = _clock() - t0
     x = torch.stack(images)
     return seconds, x * target.std + target.mean   # back to 0..1 pixels, as atlas stores them
+
+
+def _clock() -> float:
+    """This process's CPU time: on a shared machine, other processes' load does not enter
+    the ratio (both sides run on one thread, so CPU time is compute time)."""
+    return time.process_time()
 
 
 def _sig(x: float) -> float:
@@ -155,9 +162,9 @@ def compare(name: str, weights: str | None, node: str, n_units: int, iters: int,
     seeds = [seed * 1000 + u for u in units]
     res: dict = {"units": n_units, "iterations": iters, "image_size": size, "layer": node, "weights": weights}
 
-    t0 = time.perf_counter()
+    t0 = _clock()
     atlas_img, _ = fourier_visualize(target, obj, seeds, FourierSettings(iters=iters))
-    t_atlas = time.perf_counter() - t0
+    t_atlas = _clock() - t0
     torch.manual_seed(seed)
     t_lucent, lucent_img = run_lucent(wrapped, node, units, iters, size)
     a_atlas, a_lucent = mean_act(plain, node, units, atlas_img), mean_act(plain, node, units, lucent_img)
@@ -169,9 +176,9 @@ def compare(name: str, weights: str | None, node: str, n_units: int, iters: int,
           f"lucent {n_units / t_lucent:.2f} units/s, act {a_lucent:.4g}", flush=True)
 
     magnitude = data_spectrum(spectrum_images(name, size))
-    t0 = time.perf_counter()
+    t0 = _clock()
     maco_img, _ = maco_visualize(target, obj, seeds, magnitude, MacoSettings(iters=maco_iters))
-    t_maco = time.perf_counter() - t0
+    t_maco = _clock() - t0
     k = min(ref_units, n_units)   # the one-unit-per-call reference runs on the first k units
     m: dict = {"iterations": maco_iters, "units": n_units, "reference_units": k,
                "atlas_units_per_s": round(n_units / t_maco, 3),
@@ -185,10 +192,10 @@ def compare(name: str, weights: str | None, node: str, n_units: int, iters: int,
     if ref == "horama":
         t_ref, ref_img = run_horama(model, spec, node, units[:k], maco_iters, magnitude)
     else:
-        t1 = time.perf_counter()
+        t1 = _clock()
         ref_img = torch.cat([maco_visualize(target, unit_objective(node, torch.tensor([u])), [s], magnitude,
                                             MacoSettings(iters=maco_iters))[0] for u, s in zip(units[:k], seeds)])
-        t_ref = time.perf_counter() - t1
+        t_ref = _clock() - t1
     a_ref = mean_act(plain, node, units[:k], ref_img)
     m.update({"reference": ref_name, "reference_units_per_s": round(k / t_ref, 3),
               "reference_act_mean": _sig(a_ref), "speed_vs_reference": round((n_units / t_maco) / (k / t_ref), 2),
