@@ -126,7 +126,7 @@ def test_cli_errors_name_the_problem(run, tmp_path, capsys):
 
 def _stage_output(run: Path, name: str, workers: int, units: int, processes: int) -> Path:
     store = RunStore(run)
-    ctx = SimpleNamespace(store=store, cfg=SimpleNamespace(workers=workers))
+    ctx = SimpleNamespace(store=store, cfg=SimpleNamespace(workers=workers), rank=0, world_size=1, work={})
     with store.writing(name, "k", {"version": 1, "params": {}, "deps": []}) as out:
         summary = figures_stage.run(ctx, Path(out), "k", layer="features.conv5", units=units)
     assert summary["units"] == units and summary["processes"] == processes
@@ -136,6 +136,7 @@ def _stage_output(run: Path, name: str, workers: int, units: int, processes: int
 def test_stage_writes_one_figure_per_unit_same_bytes_in_two_processes(run, monkeypatch):
     one = _stage_output(run, "figures-test/one", workers=1, units=5, processes=1)
     monkeypatch.setattr(figures_stage, "MIN_UNITS_PER_PROCESS", 2)
+    monkeypatch.setattr(figures_stage, "chunk_size", lambda n, most: n)  # one chunk, two processes
     two = _stage_output(run, "figures-test/two", workers=2, units=5, processes=2)
     names = sorted(p.name for p in one.iterdir() if p.suffix in (".pdf", ".png"))
     assert names == sorted(f"{u}.{ext}" for u in range(5) for ext in ("pdf", "png"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from atlas.artifacts.chunks import chunk_size, run_chunks
 from atlas.stages.base import Stage
 from atlas.artifacts import evidence, featvis, topk
 from atlas.artifacts import figures as figure_files
@@ -31,6 +33,7 @@ from atlas.artifacts.figures import FORMATS, figure_path, write_meta
 VERSION = 1
 DPI = 150
 MIN_UNITS_PER_PROCESS = 48  # below this a second process costs more to start than it saves
+UNITS_PER_CHUNK = 256  # the most units of one chunk (shared by the ranks of a torchrun job)
 
 
 def make(ctx) -> list[Stage]:
@@ -43,7 +46,7 @@ def make(ctx) -> list[Stage]:
         params = {"layer": layer.name, "units": units, "dpi": DPI, "formats": list(FORMATS),
                   "columns": "default"}
         stages.append(Stage(figure_files.stage(layer.name), VERSION, params,
-                            partial(run, layer=layer.name, units=units), deps=tuple(deps)))
+                            partial(run, layer=layer.name, units=units), deps=tuple(deps), sharded=True))
     return stages
 
 
@@ -70,27 +73,51 @@ def run(ctx, out: Path, key: str, layer: str, units: int | list[int]) -> dict:
     columns = parse_columns(None, [art])
     ids = list(range(units)) if isinstance(units, int) else list(units)
     units = len(ids)
-    n_proc = max(1, min(ctx.cfg.workers, units // MIN_UNITS_PER_PROCESS))
-    chunks = [ids[i::n_proc] for i in range(n_proc)]
+    processes = []
     with tempfile.TemporaryDirectory(prefix="atlas-fonts-") as font_dir:
         fonts = lean_fonts(font_dir)
-        job = {"run_dir": str(ctx.store.root), "layer": layer, "out": str(out),
+        job = {"run_dir": str(ctx.store.root), "layer": layer,
                "fonts": {"regular": fonts.regular, "bold": fonts.bold, "coverage": sorted(fonts.coverage)}}
-        children = [_start_child({**job, "units": chunk}) for chunk in chunks[1:]]
-        try:
-            parts = [render_units(str(ctx.store.root), layer, chunks[0], str(out), fonts)]
-        finally:
-            results = [_finish_child(child) for child in children]
-        parts += results
+
+        def compute(r0: int, r1: int, folder: Path) -> None:
+            """Units ids[r0:r1] into `folder`, split between up to `workers` processes."""
+            n_proc = max(1, min(ctx.cfg.workers, (r1 - r0) // MIN_UNITS_PER_PROCESS))
+            processes.append(n_proc)
+            parts = [ids[r0:r1][i::n_proc] for i in range(n_proc)]
+            children = [_start_child({**job, "out": str(folder), "units": part}) for part in parts[1:]]
+            try:
+                render_units(str(ctx.store.root), layer, parts[0], str(folder), fonts)
+            finally:
+                for child in children:
+                    _finish_child(child)
+
+        done = run_chunks(ctx, figure_files.stage(layer), key, units, chunk_size(units, UNITS_PER_CHUNK),
+                          compute, items="units")
+    if ctx.rank != 0:
+        return {}
+    sizes = {fmt: 0 for fmt in FORMATS}
+    for c in done:
+        for u in ids[c.start:c.stop]:
+            for fmt in FORMATS:
+                sizes[fmt] += _place(figure_path(c.path, u, fmt), figure_path(out, u, fmt))
     fig = GridFigure(columns, 1)
     write_meta(out, {"layer": layer, "alias": art.alias, "units": ids,
                                    "formats": list(FORMATS), "dpi": DPI,
                                    "columns": [c.header for c in columns],
                                    "size_inches": [round(fig.width, 3), round(fig.height, 3)]})
-    return {"units": units, "processes": n_proc,
-            **{f"{fmt}_bytes": sum(p[fmt] for p in parts) for fmt in FORMATS},
+    return {"units": units, "processes": max(processes, default=0),
+            **{f"{fmt}_bytes": n for fmt, n in sizes.items()},
             "ms_per_unit": round((time.time() - t0) / max(units, 1) * 1000, 1),
             "parent_cpu_s": round(time.process_time() - cpu0, 2)}
+
+
+def _place(src: Path, dst: Path) -> int:
+    """Put a chunk's figure into the stage folder (a hard link where possible); its size."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+    return dst.stat().st_size
 
 
 def _start_child(job: dict) -> subprocess.Popen:

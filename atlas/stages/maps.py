@@ -31,9 +31,11 @@ from atlas.evidence.images import display_batches, model_input
 from atlas.maps.embed import PCA_BELOW, small_map, tsne_2d, tsne_perplexity, umap_2d
 from atlas.maps.neighbors import nearest_neighbors
 from atlas.models.layers import extractor
+from atlas.artifacts.chunks import chunk_size, run_chunks
 from atlas.stages.base import Stage
 
 VERSION = 2  # 2: a bounded, class-balanced sample of map_images images
+CHUNK_BATCHES = 32  # the most batches of images in one chunk of the sample's feature pass
 
 
 def map_layer(ctx) -> str:
@@ -52,7 +54,7 @@ def make(ctx) -> list[Stage]:
               "perplexity": cfg.tsne_perplexity, "seed": cfg.seed, "umap_neighbors": cfg.umap_neighbors,
               "exact_max": cfg.exact_neighbors_max, "unit_layers": ctx.layer_names(),
               "map_images": cfg.map_images}
-    return [Stage("maps", VERSION, params, run, deps=("dataset", "topk"))]
+    return [Stage("maps", VERSION, params, run, deps=("dataset", "topk"), sharded=True)]
 
 
 def map_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -102,6 +104,19 @@ def features(ctx, layer: str, ids: np.ndarray) -> np.ndarray:
     return out
 
 
+def shared_features(ctx, layer: str, ids: np.ndarray, key: str) -> np.ndarray | None:
+    """`features` of images `ids`, computed in chunks shared by the ranks of a torchrun job
+    (artifacts/chunks.py); the whole array on rank 0, None on the others."""
+    def compute(start: int, stop: int, _folder: Path) -> dict[str, np.ndarray]:
+        return {"features": features(ctx, layer, ids[start:stop])}
+
+    done = run_chunks(ctx, "maps", key, len(ids), chunk_size(len(ids), ctx.cfg.batch_size * CHUNK_BATCHES),
+                      compute, tag="features", items="images")
+    if ctx.rank != 0:
+        return None
+    return np.concatenate([c.arrays()["features"] for c in done])
+
+
 def unit_codes(ctx, layer: str, top_ids: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per analysed layer, (C, D): the mean map-layer code of each unit's top-k images
     (non-finite codes as 0), accumulated batch by batch over the unique top images."""
@@ -134,8 +149,10 @@ def run(ctx, out: Path, key: str) -> dict:
     writer = MapsWriter(out)
     labels = run_in.dataset.labels
     sample = map_sample(labels, cfg.map_images, cfg.seed)
+    feats = shared_features(ctx, layer, sample, key)
+    if feats is None:  # ranks other than 0: their share of the features is done
+        return {}
     writer.sample(sample)
-    feats = features(ctx, layer, sample)
     writer.features(feats)
     seconds["features"] = time.time() - t0
     n = len(feats)
