@@ -162,7 +162,7 @@ def tree(root: Path, skip: Path | None = None) -> dict[str, str]:
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 # the home page's stage table shows how long each stage took and which rank computed how
 # much (the work record, last in the sorted summary): a record of the run, not results
-TIMING = re.compile(rb"(\b\w+_s|ms_per_unit) -?[\d.]+|<td class=\"num\">[\d.]+ s</td>|work \{[^<]*")
+TIMING = re.compile(rb"(\b\w+_s|\b\w+_seconds|ms_per_unit) -?[\d.]+|<td class=\"num\">[\d.]+ s</td>|work \{[^<]*")
 
 
 def artifacts(run_dir: Path) -> dict[str, bytes]:

@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from atlas.data.loader import display_transform
+from atlas.data.loader import die_with_parent, display_transform
 from atlas.data.sources import DataError, terminal_text
 from atlas.stages.base import Stage
 from atlas.artifacts import dataset as artifact
@@ -71,6 +71,7 @@ def run(ctx, out: Path, key: str) -> dict:
     usable, skipped = [], list(src.skipped)
     loader = DataLoader(ThumbDataset(src, display_transform(ctx.spec), size), batch_size=64, shuffle=False,
                         num_workers=ctx.cfg.workers, collate_fn=_as_list,
+                        worker_init_fn=die_with_parent if ctx.cfg.workers > 0 else None,
                         prefetch_factor=4 if ctx.cfg.workers > 0 else None)
     with tqdm(total=n, desc="checking images", unit="img") as bar:
         for batch in loader:
