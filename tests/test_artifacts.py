@@ -275,8 +275,6 @@ def _offences(path: Path) -> list[str]:
             name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
             if name in ANY_IO or name in MODULE_IO.get(owner, ()) or (name == "open" and isinstance(fn, ast.Name)):
                 found.append(f"line {node.lineno}: {name}()")
-        elif isinstance(node, ast.ImportFrom) and node.module == "atlas.stages.store":
-            found.append(f"line {node.lineno}: imports atlas.stages.store (use atlas.artifacts)")
     return found
 
 
@@ -287,11 +285,11 @@ def test_no_module_outside_the_contract_opens_a_stage_file():
     bad = {}
     for path in sorted((ROOT / "atlas").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if rel.startswith("atlas/artifacts/") or rel == "atlas/stages/store.py":
+        if rel.startswith("atlas/artifacts/"):
             continue
         hits = _offences(path)
         if rel in NOT_STAGE_FILES:
-            hits = [h for h in hits if "stage_dir" in h or "stages_dir" in h or "stages.store" in h]
+            hits = [h for h in hits if "stage_dir" in h or "stages_dir" in h]
         if hits:
             bad[rel] = hits
     assert not bad, "stage files opened outside atlas/artifacts:\n" + json.dumps(bad, indent=1)

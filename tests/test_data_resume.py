@@ -13,7 +13,7 @@ from atlas.artifacts import chunks
 from atlas.config import Config
 from atlas.pipeline import run
 from atlas.stages import topk
-from atlas.stages.store import RunStore
+from atlas.artifacts.store import RunStore
 from test_resume import artifact_digests
 
 
