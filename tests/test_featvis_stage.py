@@ -90,7 +90,7 @@ def test_interrupted_run_reuses_finished_chunks(tmp_path, gen_file, monkeypatch)
     real, calls = featvis.optimize, []
 
     def interrupted(*args, **kw):
-        if len(calls) == 4:
+        if len(calls) == 3:
             raise KeyboardInterrupt
         calls.append(args[0])
         return real(*args, **kw)
@@ -100,13 +100,12 @@ def test_interrupted_run_reuses_finished_chunks(tmp_path, gen_file, monkeypatch)
         run_stage(ctx, stage)
     assert ctx.store.manifest(stage.name) is None  # nothing half-written in place
     kept = sorted(p.name for p in ctx.store.partial_dir(stage.name, stage.key(ctx)).iterdir())
-    # 3 units in chunks of one (at least chunks.MIN_CHUNKS chunks where there are units enough)
-    assert kept == ["dgn-0000000-0000001", "dgn-0000001-0000002", "dgn-0000002-0000003",
-                    "pixel-0000000-0000001"]
+    # 3 units in two chunks (featvis.MIN_CHUNKS), per prior: dgn's two and pixel's first done
+    assert kept == ["dgn-0000000-0000002", "dgn-0000002-0000003", "pixel-0000000-0000002"]
     calls.clear()
     monkeypatch.setattr(featvis, "optimize", lambda *a, **k: (calls.append(a[0]), real(*a, **k))[1])
     assert run_stage(ctx, stage) == "ran"
-    assert calls == ["pixel", "pixel"]  # only the missing chunks were computed
+    assert calls == ["pixel"]  # only the missing chunk was computed
     np.testing.assert_array_equal(np.load(ctx.store.stage_dir(stage.name) / "dgn.npy"), reference)
 
 

@@ -4,8 +4,10 @@ For every unit of the layer (the first `units_limit`), `seeds` images per prior.
 priors are plug-ins (atlas/priors/registry.py: DGN-AM through the model's generator,
 pixel-space ascent with Yosinski et al.'s regularizers, Lucid's decorrelated Fourier
 parameterization, ...); this stage knows none of them by name. Units are worked in
-contiguous chunks of at most `featvis_batch` optimizations (and at least chunks.MIN_CHUNKS
-chunks, so ranks can share), one batched optimization per chunk and prior, through the
+contiguous chunks of at most `featvis_batch` optimizations (and at least MIN_CHUNKS = 2
+chunks, so two ranks can share a small layer: more chunks would cut a small layer's
+batched optimization into pieces, twice as slow on one process for the quick demo), one
+batched optimization per chunk and prior, through the
 chunk runner (artifacts/chunks.py): every rank of a torchrun job works its share of the
 chunks, each finished chunk is kept in the stage's partial folder (an interrupted run
 resumes where it stopped), and rank 0 merges them.
@@ -40,6 +42,8 @@ from atlas.priors.target import NetTarget, to_uint8
 from atlas.stages.base import Stage
 from atlas.artifacts.chunks import chunk_size, run_chunks
 from atlas.artifacts import featvis as artifact
+
+MIN_CHUNKS = 2  # a layer smaller than two batches is split in two, not in chunks.MIN_CHUNKS
 
 VERSION = 1
 
@@ -153,7 +157,7 @@ def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[s
                           lambda n: unit_objective(layer.name, torch.zeros(n, dtype=torch.long),
                                                    "center" if where == "unit" else where))
     # rank 0's size for all: an automatic batch may differ between GPUs, the chunks may not
-    per_chunk = broadcast(chunk_size(units, max(1, batch // S)), ctx.world_size)
+    per_chunk = broadcast(chunk_size(units, max(1, batch // S), MIN_CHUNKS), ctx.world_size)
     total = sum(settings[p].iters for p in priors) * units * S
     seconds = {p: 0.0 for p in priors}
     bar = tqdm(total=total, desc=f"featvis {layer.name}", unit="unit-it", unit_scale=True,
