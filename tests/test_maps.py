@@ -9,7 +9,7 @@ from atlas.context import Context
 from atlas.maps.embed import pca_2d, small_map, tsne_2d, umap_2d
 from atlas.maps.neighbors import brute_force, drop_self, nearest_neighbors
 from atlas.stages import dataset, maps, topk
-from atlas.stages.base import run_stage
+from atlas.pipeline import run_stages
 from atlas.artifacts.store import RunStore, read_json
 
 
@@ -74,10 +74,7 @@ def test_maps_stage(tmp_path):
     cfg = Config(world_count=60, topk=3, layers=["conv5", "fc8"], out=str(tmp_path), workers=0,
                  batch_size=32, neighbors=5, tsne_perplexity=10.0)
     ctx = Context(cfg, RunStore(tmp_path))
-    for factory in (dataset.make, topk.make, maps.make):
-        made = factory(ctx)
-        for stage in made if isinstance(made, list) else [made]:
-            run_stage(ctx, stage)
+    run_stages(ctx, (dataset.make, topk.make, maps.make))
     d = ctx.store.stage_dir("maps")
     feats = np.load(d / "features.npy")
     assert feats.shape == (60, 128) and feats.dtype == np.float32   # fc7 of the world network
@@ -111,10 +108,7 @@ def test_maps_stage_on_a_sample(tmp_path):
     cfg = Config(world_count=60, topk=3, layers=["fc8"], out=str(tmp_path), workers=0,
                  batch_size=32, neighbors=4, tsne_perplexity=5.0, map_images=25)
     ctx = Context(cfg, RunStore(tmp_path))
-    for factory in (dataset.make, topk.make, maps.make):
-        made = factory(ctx)
-        for stage in made if isinstance(made, list) else [made]:
-            run_stage(ctx, stage)
+    run_stages(ctx, (dataset.make, topk.make, maps.make))
     d = ctx.store.stage_dir("maps")
     sample = np.load(d / "sample.npy")
     np.testing.assert_array_equal(sample, maps.map_sample(np.asarray(ctx.source.labels), 25, 0))
