@@ -13,7 +13,8 @@ from tests.test_resume import artifact_digests
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("features.conv2", "features.conv5", "classifier.fc7")
 # the stages whose cost grows with units or images: each must be shared
-SHARED = ("topk", "dissect", "maps", *(f"{kind}/{layer}" for kind in ("featvis", "figures") for layer in LAYERS))
+SHARED = ("topk", "dissect", "maps",
+          *(f"{kind}/{layer}" for kind in ("featvis", "evidence", "figures") for layer in LAYERS))
 
 
 def torchrun(nproc: int, out: Path, fault: str | None = None) -> subprocess.CompletedProcess:

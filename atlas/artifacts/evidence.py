@@ -8,6 +8,8 @@ sprite strips for the layer grid (see `pictures`, which reads them back and cuts
 """
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +89,23 @@ class EncodedFiles:
     def put(self, name, blob: bytes) -> int:
         (self.folder / f"{name}.{self.ext}").write_bytes(blob)
         return len(blob)
+
+    def place(self, chunk: Path) -> int:
+        """Put the views a chunk of the stage wrote (`chunk/views/`) here, each a hard link
+        (a copy where the file system refuses); returns their bytes. Each view is computed by
+        one chunk only, so a name already here is an error, not a merge."""
+        total = 0
+        src_dir = Path(chunk) / VIEWS
+        for src in sorted(src_dir.iterdir()) if src_dir.is_dir() else ():
+            dst = self.folder / src.name
+            if dst.exists():
+                raise ArtifactError(f"{src}: view {src.name} was already placed by an earlier chunk")
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
+            total += dst.stat().st_size
+        return total
 
 
 class EvidenceWriter:

@@ -15,6 +15,7 @@ over the unique top images (cheap), each layer gets:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import torch
 
 from atlas.artifacts import ArtifactError, Run
 from atlas.artifacts import evidence as artifact_evidence
+from atlas.artifacts.chunks import chunk_size, run_chunks
 from atlas.artifacts.evidence import EvidenceWriter
 from atlas.evidence.dissect import concept_labels
 from atlas.evidence.gradcam import gradcam, split_head
@@ -67,7 +69,7 @@ def make(ctx) -> list[Stage]:
                   "dissect": {"min_iou": cfg.dissect_iou} if dissected else None,
                   "heatmap": heatmap_kind(ctx, layer), **heat_units_param(ctx, layer)}
         fn = partial(run, layer=layer, rf=fields[layer.name], is_output=layer.name == output, dissected=dissected)
-        stages.append(Stage(artifact_evidence.stage(layer.name), VERSION, params, fn, deps))
+        stages.append(Stage(artifact_evidence.stage(layer.name), VERSION, params, fn, deps, sharded=True))
     return stages
 
 
@@ -105,10 +107,21 @@ def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_outpu
     run_in = Run(ctx.store.root)
     top = run_in.topk.layer(layer.name)
     ids, pos = top.ids, top.pos
-    labels, class_names = run_in.dataset.labels, run_in.dataset.class_names
     writer = EvidenceWriter(out)
 
     t0 = time.time()
+    size = patch_size(rf, cfg.patch_size)
+    boxes = rf.boxes(pos)
+    pics = top_images(ctx, key, layer, rf, ids, boxes, writer)  # every rank: its share of the chunks
+    if pics is None:
+        return {}
+    writer.boxes(boxes)
+    heat_kind = pics["heatmap"]
+    seconds["patches_heatmaps"] = time.time() - t0
+    seconds["encode"] = pics["encode_s"]
+
+    t0 = time.time()
+    labels, class_names = run_in.dataset.labels, run_in.dataset.class_names
     arrays = top.stats_arrays()
     if arrays is None:
         raise ArtifactError(f"{top.dir}: the top-k stage kept no streamed statistics (stats/)")
@@ -116,15 +129,6 @@ def run(ctx, out: Path, key: str, layer: LayerInfo, rf: ReceptiveField, is_outpu
     rows, hist, edges = stream_statistics(streamed, labels, class_names, ids, cfg.hist_bins, top.nonfinite)
     writer.histograms(hist, edges)
     seconds["stats"] = time.time() - t0
-
-    t0 = time.time()
-    size = patch_size(rf, cfg.patch_size)
-    boxes = rf.boxes(pos)
-    writer.boxes(boxes)
-    pics = top_images(ctx, layer, rf, ids, boxes, size, writer)
-    heat_kind = pics["heatmap"]
-    seconds["patches_heatmaps"] = time.time() - t0
-    seconds["encode"] = pics["encode_s"]
 
     iou, dissect_info = None, None
     if dissected:
@@ -164,12 +168,34 @@ def display_size(ctx) -> int:
     return min(s, int(ctx.cfg.display_size or MAX_DISPLAY))
 
 
-def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes: np.ndarray,
-               size: int, writer: EvidenceWriter) -> dict:
-    """Write the layer's pictures from one pass over its unique top images, each decoded once:
+UNITS_PER_CHUNK = 256  # the most units of one chunk of the pictures pass (shared by ranks)
+
+
+@dataclass(frozen=True)
+class PictureSetup:
+    """What every chunk of a layer's pictures pass needs: how heatmaps are made, the sizes,
+    the codec, and which unit's chunk encodes each top image (`owner`: its first unit)."""
+    layer: LayerInfo
+    rf: ReceptiveField
+    ids: np.ndarray          # (C, k) top image ids
+    boxes: np.ndarray        # (C, k, 4)
+    kind: str                # activation | gradcam | saliency | none
+    head: object             # the Grad-CAM head, or None
+    grid: tuple | None       # heat grid (h, w), None for kind 'none'
+    display: int             # D
+    thumb: int               # sheet tile side
+    whole: bool              # the field is the whole image: no patch tiles
+    keep: np.ndarray | None  # units whose fc heatmaps are computed; None: all
+    owner: dict              # image id -> the unit whose chunk encodes its view
+
+
+def top_images(ctx, key: str, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes: np.ndarray,
+               writer: EvidenceWriter) -> dict | None:
+    """Write the layer's pictures, computed in chunks of consecutive units shared by the
+    ranks of a torchrun job (artifacts/chunks.py); each chunk decodes its units' top images once:
 
     - `views/<id>.<ext>`: each top image as the model sees it, at the display size, encoded
-      once (stored once however many units keep it);
+      once (by the chunk of the first unit that keeps it; rank 0 links each into the stage);
     - `heat.npy` uint8 (C, k, h, w): the heatmap as a small grid in 0..255 (conv: the unit's
       activation map, one scale per unit; fc: Grad-CAM or saliency grid, one scale per image),
       drawn over the view in the browser;
@@ -177,34 +203,69 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
       top patch as SHEET_THUMB-px tiles, SHEET_UNITS units per strip, for the layer grid.
 
     Patches are not stored: a patch is the window of the view at the recorded box.
-    Returns facts for meta.json (heatmap kind, grid shape, encode seconds, bytes)."""
+    Returns facts for meta.json (heatmap kind, grid shape, encode seconds, bytes) on rank 0,
+    None on the other ranks (their chunks are done)."""
     cfg = ctx.cfg
     units, k = ids.shape
     s_in = int(ctx.spec.input_size)
     d = display_size(ctx)
     fmt, quality = cfg.image_format, cfg.image_quality
-    ext = codec.EXT[fmt]
-    conv = layer.kind == "conv"
     kind = heatmap_kind(ctx, layer)
     head = split_head(ctx.model, layer.name, s_in) if kind == "gradcam" else None
     if kind == "gradcam" and head is None:
         kind = "saliency"  # no clean cut below the layer (e.g. a skip connection around it)
     grid = {"activation": tuple(layer.shape[1:]), "gradcam": tuple(head.cut_shape[1:]) if head else None,
             "saliency": (min(SALIENCY_GRID, s_in),) * 2, "none": None}[kind]
-    maps = np.zeros((units, k, *grid), dtype=np.float32) if grid else None
-    net = extractor(ctx.model, [head.cut if head else layer.name]) if kind != "none" else None
-    whole = tuple(rf.size) == (s_in, s_in)  # the field is the whole image: patches are the views
-    t = min(SHEET_THUMB, d)  # never magnified
-    sheet_top = np.zeros((units, t, t, 3), np.uint8)
-    sheet_patch = None if whole else np.zeros((units, t, t, 3), np.uint8)
+    chosen = heat_units(ctx, layer)
+    first, at = np.unique(ids.ravel(), return_index=True)  # ravel is unit-major: first unit keeping each image
+    setup = PictureSetup(layer=layer, rf=rf, ids=ids, boxes=boxes, kind=kind, head=head, grid=grid, display=d,
+                         thumb=min(SHEET_THUMB, d), whole=tuple(rf.size) == (s_in, s_in),
+                         keep=None if chosen is None else np.isin(np.arange(units), chosen),
+                         owner=dict(zip(first.tolist(), (at // k).tolist())))
+    done = run_chunks(ctx, artifact_evidence.stage(layer.name), key, units, chunk_size(units, UNITS_PER_CHUNK),
+                      partial(picture_chunk, ctx, setup), tag="pictures", items="units")
+    if ctx.rank != 0:
+        return None
+    ext = codec.EXT[fmt]
     views = writer.views(ext)
-    encode_s, view_bytes = 0.0, 0
+    parts = [c.arrays() for c in done]
+    view_bytes = sum(views.place(c.path) for c in done)
+    encode_s = float(sum(p["encode_s"] for p in parts))
+    if grid:
+        writer.heat(np.concatenate([p["heat"] for p in parts]))
+    sheet_bytes = 0
+    for name in ("top",) + (() if setup.whole else ("patch",)):
+        tiles = np.concatenate([p[name] for p in parts])
+        nbytes, seconds = writer.sheets(name, tiles, SHEET_UNITS, fmt, quality, ext)
+        sheet_bytes, encode_s = sheet_bytes + nbytes, encode_s + seconds
+    return {"heatmap": kind, "heat_grid": list(grid) if grid else None,
+            **({} if chosen is None or kind == "activation" else {"heat_units": chosen}), "display_size": d, "format": fmt,
+            "quality": quality, "ext": ext, "encoder": codec.encoder_version(fmt, quality),
+            "patches": "view" if setup.whole else "window", "sheet_units": SHEET_UNITS, "sheet_thumb": setup.thumb,
+            "sheets": ["top"] + ([] if setup.whole else ["patch"]), "encode_s": encode_s,
+            "view_bytes": view_bytes, "sheet_bytes": sheet_bytes, "views": len(first)}
+
+
+def picture_chunk(ctx, setup: PictureSetup, u0: int, u1: int, folder: Path) -> dict[str, np.ndarray]:
+    """Units [u0, u1) of the layer in one pass over their unique top images: the views this
+    chunk owns encoded into `folder/views/`; returns heat grids (uint8), sheet tiles and the
+    seconds spent encoding. Depends only on the units, never on which rank runs it."""
+    cfg, layer, kind, grid = ctx.cfg, setup.layer, setup.kind, setup.grid
+    ids = setup.ids[u0:u1]
+    units, k = ids.shape
+    fmt, quality = cfg.image_format, cfg.image_quality
+    maps = np.zeros((units, k, *grid), dtype=np.float32) if grid else None
+    net = extractor(ctx.model, [setup.head.cut if setup.head else layer.name]) if kind != "none" else None
+    t = setup.thumb
+    sheet_top = np.zeros((units, t, t, 3), np.uint8)
+    sheet_patch = None if setup.whole else np.zeros((units, t, t, 3), np.uint8)
+    views = EvidenceWriter(folder).views(codec.EXT[fmt])
+    encode_s = 0.0
     flat = ids.ravel()
     order = np.argsort(flat, kind="stable")
     sorted_ids = flat[order]
     bs = cfg.batch_size
-    chosen = heat_units(ctx, layer)
-    keep = None if chosen is None else np.isin(np.arange(units), chosen)
+    keep = None if setup.keep is None else setup.keep[u0:u1]
     for batch_ids, images in display_batches(ctx, np.unique(flat), bs):
         lo, hi = np.searchsorted(sorted_ids, batch_ids[0]), np.searchsorted(sorted_ids, batch_ids[-1], side="right")
         pairs = order[lo:hi]
@@ -212,29 +273,32 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
         rows = np.searchsorted(batch_ids, flat[pairs])
         pixels = images.permute(0, 2, 3, 1).numpy()
         for i, px in zip(batch_ids.tolist(), pixels):
-            shown = codec.resize(px, d)
+            if not u0 <= setup.owner[i] < u1:
+                continue  # an earlier chunk's unit keeps it too: that chunk encodes it
+            shown = codec.resize(px, setup.display)
             t0 = time.perf_counter()
             blob = codec.encode(shown, fmt, quality)
             encode_s += time.perf_counter() - t0
-            view_bytes += views.put(i, blob)
+            views.put(i, blob)
         for u, b in zip(us[rs == 0], rows[rs == 0]):
             sheet_top[u] = codec.resize(pixels[b], t)
             if sheet_patch is not None:
-                sheet_patch[u] = crop_patch(pixels[b], boxes[u, 0], rf.size, t)
+                sheet_patch[u] = crop_patch(pixels[b], setup.boxes[u0 + u, 0], setup.rf.size, t)
         if kind == "activation":
             with torch.inference_mode():
                 act = net(model_input(ctx.spec, images, ctx.device))[layer.name]
-            maps[us, rs] = act[torch.from_numpy(rows).to(act.device), torch.from_numpy(us).to(act.device)].float().cpu().numpy()
+            maps[us, rs] = act[torch.from_numpy(rows).to(act.device), torch.from_numpy(us + u0).to(act.device)].float().cpu().numpy()
         elif keep is not None and kind in ("gradcam", "saliency"):  # backward passes for chosen units only
             sel = keep[us]
             us, rs, rows, pairs = us[sel], rs[sel], rows[sel], pairs[sel]
         if kind == "gradcam" and len(pairs):
+            head = setup.head
             with torch.no_grad():
                 cut = net(model_input(ctx.spec, images, ctx.device))[head.cut]
             for start in range(0, len(pairs), bs):
                 sl = slice(start, start + bs)
                 cam = gradcam(head.module, cut[torch.from_numpy(rows[sl]).to(cut.device)],
-                              torch.from_numpy(us[sl]).to(cut.device))
+                              torch.from_numpy(us[sl] + u0).to(cut.device))
                 maps[us[sl], rs[sl]] = cam.clamp(0, 1).cpu().numpy()
         elif kind == "saliency" and len(pairs):
             for start in range(0, len(pairs), bs):
@@ -242,19 +306,12 @@ def top_images(ctx, layer: LayerInfo, rf: ReceptiveField, ids: np.ndarray, boxes
                 x = model_input(ctx.spec, images[rows[sl]], ctx.device).requires_grad_(True)
                 with torch.enable_grad():
                     y = net(x)[layer.name]
-                    y[torch.arange(len(x), device=y.device), torch.from_numpy(us[sl]).to(y.device)].sum().backward()
+                    y[torch.arange(len(x), device=y.device), torch.from_numpy(us[sl] + u0).to(y.device)].sum().backward()
                 maps[us[sl], rs[sl]] = saliency(x.grad.detach(), grid[0]).cpu().numpy()
+    out = {"top": sheet_top, "encode_s": np.float64(encode_s)}
+    if sheet_patch is not None:
+        out["patch"] = sheet_patch
     if maps is not None:
-        heat = unit_scale(maps) if conv else np.nan_to_num(maps, nan=0.0)
-        writer.heat(np.clip(np.round(heat * 255), 0, 255).astype(np.uint8))
-    sheet_bytes = 0
-    for name, tiles in (("top", sheet_top), ("patch", sheet_patch)):
-        if tiles is not None:
-            nbytes, seconds = writer.sheets(name, tiles, SHEET_UNITS, fmt, quality, ext)
-            sheet_bytes, encode_s = sheet_bytes + nbytes, encode_s + seconds
-    return {"heatmap": kind, "heat_grid": list(grid) if grid else None,
-            **({} if chosen is None or kind == "activation" else {"heat_units": chosen}), "display_size": d, "format": fmt,
-            "quality": quality, "ext": ext, "encoder": codec.encoder_version(fmt, quality),
-            "patches": "view" if whole else "window", "sheet_units": SHEET_UNITS, "sheet_thumb": t,
-            "sheets": ["top"] + ([] if whole else ["patch"]), "encode_s": encode_s,
-            "view_bytes": view_bytes, "sheet_bytes": sheet_bytes, "views": int(len(np.unique(flat)))}
+        heat = unit_scale(maps) if layer.kind == "conv" else np.nan_to_num(maps, nan=0.0)
+        out["heat"] = np.clip(np.round(heat * 255), 0, 255).astype(np.uint8)
+    return out
