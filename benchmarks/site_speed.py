@@ -7,12 +7,13 @@ changes one unit's label and renders again. The last line printed is one JSON ob
     {"pages_per_s": P, "units": N, "pages": ..., "scratch_s": ..., "rerender_s": ..., ...}
 
 pages_per_s = HTML pages / wall time of the from-scratch render, everything included
-(gathering artifacts, encoding the feature visualizations' PNG strips and thumbnails,
-linking the evidence stage's encoded pictures, writing every file). Evidence is at the
-model's resolution (`--view 224`: each top image's view, patches cut from it with a
-`--patch`-px window), encoded once by the stage: the synthetic evidence stage times its
-encoding (`encode_s`), and `stage_plus_render_s_per_unit` = (encode_s + scratch_s) / units
-is what compares with the render time per unit of the PNG-everywhere renderer
+(gathering artifacts, encoding the data-set thumbnails, linking the pictures the stages
+encoded, writing every file). Pictures are encoded where they are made: the featvis
+stage's lossless PNG strips (one per unit) and the evidence stage's views at the model's
+resolution (`--view 224`: each top image's view, patches cut from it with a `--patch`-px
+window) and sprite strips; the synthetic stages time that encoding (`encode_s`, per stage
+in `encode_s_by_stage`), and `stage_plus_render_s_per_unit` = (encode_s + scratch_s) / units
+is what compares with the render time per unit of the renderer that encoded everything
 (`--before-render-s-per-unit`, measured on the same machine before the change). On a shared machine the wall
 time depends on the other jobs; scratch_cpu_s (user + system time of the render and its
 workers) and load_avg_1m say how much of the machine the render had.
@@ -114,8 +115,8 @@ def main() -> int:
         one_s = time.perf_counter() - t
         print(one.line(), {k: round(v, 2) for k, v in one.seconds.items()}, flush=True)
 
-        encode_s = sum(read_json(f).get("encode_s", 0.0)
-                       for f in (run / "stages" / "evidence").glob("*/summary.json"))
+        encode_s = {kind: sum(read_json(f).get("encode_s", 0.0) for f in (run / "stages" / kind).glob("*/summary.json"))
+                    for kind in ("featvis", "evidence")}
         produced = lambda rep: sum(sum(v.values()) - v["cached"] for v in rep.counts.values())  # noqa: E731
         units = sum(s[0] for _, _, s in spec.layers)
         result = {
@@ -128,11 +129,12 @@ def main() -> int:
             "rerender_s": round(rerender, 2), "rerender_produced": produced(again),
             "one_label_changed_s": round(one_s, 2), "one_label_changed_produced": produced(one),
             "workers": workers, "cpus": os.cpu_count(), "machine": platform.machine(),
-            "encode_s": round(encode_s, 2), "encode_s_per_unit": round(encode_s / units, 6),
+            "encode_s": round(sum(encode_s.values()), 2), "encode_s_by_stage": {k: round(v, 2) for k, v in encode_s.items()},
+            "encode_s_per_unit": round(sum(encode_s.values()) / units, 6),
             "render_s_per_unit": round(scratch / units, 6),
-            "stage_plus_render_s_per_unit": round((encode_s + scratch) / units, 6),
+            "stage_plus_render_s_per_unit": round((sum(encode_s.values()) + scratch) / units, 6),
             "before_render_s_per_unit": args.before_render_s_per_unit,
-            "stage_plus_render_vs_before": round((encode_s + scratch) / units / args.before_render_s_per_unit, 3)
+            "stage_plus_render_vs_before": round((sum(encode_s.values()) + scratch) / units / args.before_render_s_per_unit, 3)
             if args.before_render_s_per_unit else None,
             "sizes": {"view": args.view, "thumb": args.thumb, "featvis": args.featvis_size, "patch": args.patch, "k": args.k,
                       "priors": len(spec.priors), "seeds": spec.seeds},

@@ -16,7 +16,10 @@
   var GAP = 8, CAP = 36, MARGIN_ROWS = 3;
   var DEFAULT_DESC = {unit: false, max: true, sel: true, label: false, score: true};
   var modes = {};
-  D.modes.forEach(function (m) { modes[m.id] = m; });
+  D.modes.forEach(function (m) {
+    modes[m.id] = m;
+    if (m.only) { m.has = {}; m.only.forEach(function (u) { m.has[u] = true; }); }  // units with a picture
+  });
   var st = {sort: "unit", desc: false, mode: D.modes[0].id, q: "", dead: false, size: 112};
   var order = [], cols = 1, rowH = 1, cellW = 112, pool = {}, focusPos = -1, scheduled = false;
 
@@ -101,7 +104,7 @@
     var chosen = modes[st.mode], list = [chosen].concat(D.modes);
     for (var i = 0; i < list.length; i++) {
       var m = list[i];
-      if (u >= m.count) continue;
+      if (u >= m.count || (m.has && !m.has[u])) continue;
       var id = m.byImage ? D.top[u] : u;
       if (id < 0) continue;
       var standIn = m !== chosen ? m.name : null;

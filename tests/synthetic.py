@@ -214,11 +214,11 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                     act = values[:u, :1] * rng.uniform(0.4, 3.0, (u, s))
                     featvis.write_prior(out, prior, arr, act.astype(np.float32))
                     del arr
-                featvis.write_meta(out, {"priors": list(spec.priors), "seeds": s, "units": u,
-                                         "iterations": {p: 200 for p in spec.priors},
-                                         "crop": [0, 0, sz, sz] if len(shape) == 3 else None,
-                                         "size": sz, "labels": registry.labels(list(spec.priors))})
-                return {"units": u}
+                encode_s = featvis.write_meta(out, {"priors": list(spec.priors), "seeds": s, "units": u,
+                                                    "iterations": {p: 200 for p in spec.priors},
+                                                    "crop": [0, 0, sz, sz] if len(shape) == 3 else None,
+                                                    "size": sz, "labels": registry.labels(list(spec.priors))})
+                return {"units": u, "encode_s": encode_s}   # the strips, encoded by the contract's writer
 
             _write_stage(store, f"featvis/{name}", {"layer": name}, {"topk": keys.get("topk", "")}, fill_featvis)
 
@@ -310,7 +310,7 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                 count = min(spec.figure_units, shape[0])
                 for u in range(count):
                     figures.figure_path(out, u, "pdf").write_bytes(_minimal_pdf(f"{name} unit {u}"))
-                    from atlas.render.png import encode_png
+                    from atlas.evidence.png import encode_png
                     figures.figure_path(out, u, "png").write_bytes(encode_png(_smooth(rng, 1, 96)[0]))
                 return {"figures": count}
 

@@ -106,6 +106,43 @@ def _tiny_run(root: Path, rng=np.random.default_rng(0)) -> dict:
     return {"thumbs": thumbs, "arrays": arrays, "imgs": imgs, "info": info}
 
 
+def test_featvis_strips_are_encoded_by_the_writer(tmp_path):
+    """The featvis writer stores the site's pictures: per unit one lossless PNG strip of every
+    prior's seeds with tiles of one size (a group per size), named by the unit's index."""
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (3, 2, 6, 6, 3), dtype=np.uint8)     # two priors of one size: one group
+    b = rng.integers(0, 256, (3, 2, 6, 6, 3), dtype=np.uint8)
+    c = rng.integers(0, 256, (3, 1, 4, 5, 3), dtype=np.uint8)     # another size: a second group
+    for prior, arr in (("a", a), ("b", b), ("c", c)):
+        featvis.write_prior(tmp_path, prior, arr, np.ones(arr.shape[:2], np.float32))
+    seconds = featvis.write_meta(tmp_path, {"priors": ["a", "b", "c"], "seeds": 2, "units": [7, 2, 9]})
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert seconds >= 0 and meta["strips"] == [
+        {"name": "fv0", "tile": [6, 6], "parts": [["a", 0, 2], ["b", 2, 2]], "tiles": 4, "units": 3},
+        {"name": "fv1", "tile": [4, 5], "parts": [["c", 0, 1]], "tiles": 1, "units": 3}]
+    for row, unit in enumerate([7, 2, 9]):   # --units 7,2,9: files named by unit, not by row
+        got = np.asarray(Image.open(tmp_path / "strips/fv0" / f"{unit}.png"))
+        assert got.shape == (6, 24, 3)
+        for j, tile in enumerate([a[row, 0], a[row, 1], b[row, 0], b[row, 1]]):
+            assert np.array_equal(got[:, 6 * j:6 * j + 6], tile)          # lossless, tile j at x = 6j
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "strips/fv1" / f"{unit}.png")), c[row, 0])
+    assert not (tmp_path / "strips/fv0/0.png").exists()
+
+
+def test_featvis_without_strips_is_refused(tmp_path):
+    """A featvis folder from before the strips were encoded there names itself and what to do."""
+    store = RunStore(tmp_path)
+    store.mark_format()
+
+    def fill(out):
+        featvis.write_prior(out, "pixel", np.zeros((1, 1, 4, 4, 3), np.uint8), np.ones((1, 1), np.float32))
+        write_json(out / "meta.json", {"priors": ["pixel"], "seeds": 1, "units": 1})
+    _write(store, featvis.stage("f.conv"), fill)
+    with pytest.raises(ArtifactError, match="no encoded strips.*atlas run"):
+        featvis.read(store, "f.conv", 4)
+
+
 def test_every_kind_round_trips(tmp_path):
     written = _tiny_run(tmp_path)
     run = Run(tmp_path)

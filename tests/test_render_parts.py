@@ -14,7 +14,7 @@ from PIL import Image
 from atlas.render.datafiles import js_assign
 from atlas.render.jobs import digest, hash_bytes
 from atlas.render.names import class_page, safe_name
-from atlas.render.png import encode_png, sheet, strip
+from atlas.evidence.png import encode_png, sheet, strip
 from atlas.render.serve import make_server, site_root
 from atlas.render.views import _map_neighbors, _overlap_neighbors, hist_path, tile_style
 

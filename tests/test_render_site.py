@@ -17,6 +17,7 @@ from atlas.render.gather import ArtifactError, gather
 from synthetic import HOSTILE, SyntheticSpec, write_synthetic_run
 from atlas.render.names import safe_name
 from atlas.render.writer import CACHE_NAME, SiteWriter
+from atlas.artifacts import featvis
 from atlas.artifacts.store import RunStore, read_json, write_json
 from site_htmlcheck import check_page, check_site
 
@@ -164,11 +165,14 @@ def test_incremental_render_redoes_only_what_changed(tmp_path):
         arr = np.load(out / "pixel.npy")
         arr[3] = 255 - arr[3]
         np.save(out / "pixel.npy", arr)
+        featvis.write_meta(out, read_json(out / "meta.json"))   # the stage's writer encodes the strips again
 
     _rewrite_stage(run, "featvis/features.conv5", repaint_unit_3)
     report = render_site(run, workers=1)
-    assert report.counts["image"]["written"] == 1           # only unit 3's strip is encoded again
+    assert report.counts["image"]["written"] == 1           # only unit 3's strip changed: linked again
     assert strip.stat().st_mtime_ns != mtimes[0] and other.stat().st_mtime_ns == mtimes[1]
+    stored = run / "stages/featvis/features.conv5/strips/fv0/3.png"
+    assert os.path.samefile(strip, stored) and not strip.is_symlink()   # the stage's file, not a new encoding
     assert page3.stat().st_mtime_ns == mtimes[2]              # no page shows those pixels' values...
     assert report.counts["page"]["written"] == 1             # ...but the home page lists the new stage run
 

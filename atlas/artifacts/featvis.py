@@ -2,11 +2,20 @@
 
 `<prior>.npy` uint8 (U, S, H, W, 3) for every prior `meta.json` lists (U units: the first
 U of the layer, or the unit indices `meta.units` lists; S seeds), `<prior>_act.npy`
-float32 (U, S) the unit's activation for each stored image, `meta.json`. The prior names
-come from meta.json, so a new prior needs no change here.
+float32 (U, S) the unit's activation for each stored image, `meta.json`, and the pictures
+the site shows, encoded once here: `strips/<group>/<unit>.png` (named by the layer's unit index),
+per unit one lossless PNG strip
+of the seeds of every prior whose tiles have the same size (a group; `meta.strips` lists
+each group's priors and where their tiles start). The renderer hard-links these strips and
+never encodes them. The prior names come from meta.json, so a new prior needs no change here.
+
+Lossless PNG was chosen by measurement (notes/resolution.md): on real feature
+visualizations lossless WebP was 3-9% smaller but 6-35x slower to encode than this PNG
+writer (atlas/evidence/png.py).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +23,10 @@ import numpy as np
 
 from atlas.artifacts.checks import ArtifactError, file_sha, load_array, save_array
 from atlas.artifacts.store import RunStore, read_json, write_json
+from atlas.evidence.png import encode_png, strip
 
 META = "meta.json"
+STRIPS = "strips"
 
 
 def stage(layer: str) -> str:
@@ -33,6 +44,16 @@ class Featvis:
     meta: dict
     sha: dict[str, str]
     dir: Path
+
+    @property
+    def strips(self) -> list[dict]:
+        """The encoded strip groups: [{name, parts: [[prior, first tile, tiles]], tiles, units}]."""
+        return list(self.meta.get("strips") or [])
+
+    def strip_path(self, group: str, unit: int) -> Path:
+        """Unit `unit`'s strip of `group` (a unit of the layer that was visualized): a PNG of
+        that group's tiles side by side."""
+        return self.dir / STRIPS / group / f"{int(unit)}.png"
 
     def title(self, prior: str) -> str:
         """The prior's long title, as the featvis stage recorded it (its id for older runs)."""
@@ -77,6 +98,9 @@ def read(store: RunStore, layer: str, layer_units: int) -> Featvis | None:
         acts[p] = (load_array(act_path, 2, "float", images[p].shape[:2], mmap=False) if act_path.is_file()
                    else np.full(images[p].shape[:2], np.nan, np.float32))
     units = min((a.shape[0] for a in images.values()), default=0)
+    if listed and not meta.get("strips"):
+        raise ArtifactError(f"{d / META}: no encoded strips (a featvis stage from before atlas encoded them "
+                            f"where they are made); run `atlas run` on this folder again to redo the featvis stages")
     listed_units = meta.get("units")
     unit_ids = [int(u) for u in listed_units] if isinstance(listed_units, list) else list(range(units))
     if images and len(unit_ids) < units:
@@ -99,5 +123,50 @@ def write_prior(out: Path, prior: str, images: np.ndarray, acts: np.ndarray,
     save_array(Path(out) / f"{prior}_act.npy", acts, np.float32)
 
 
-def write_meta(out: Path, meta: dict) -> None:
-    write_json(Path(out) / META, meta)
+def strip_groups(shapes: dict[str, tuple[int, ...]]) -> list[dict]:
+    """Priors (in order) grouped by tile size: a group's tiles share one strip per unit.
+    `shapes`: prior -> its images' shape (U, S, H, W, 3)."""
+    groups: list[dict] = []
+    for prior, shape in shapes.items():
+        tile = [int(shape[2]), int(shape[3])]
+        group = next((g for g in groups if g["tile"] == tile), None)
+        if group is None:
+            group = {"name": f"fv{len(groups)}", "tile": tile, "parts": [], "tiles": 0, "units": int(shape[0])}
+            groups.append(group)
+        group["parts"].append([prior, group["tiles"], int(shape[1])])
+        group["tiles"] += int(shape[1])
+        group["units"] = min(group["units"], int(shape[0]))
+    return groups
+
+
+def write_strips(out: Path, priors: list[str], unit_ids: list[int] | None = None) -> tuple[list[dict], float]:
+    """Encode every unit's strips from the priors' arrays already in `out` (see the module
+    docstring); row i is unit `unit_ids[i]` (default: unit i). Returns the groups for
+    meta.json and the seconds spent encoding."""
+    out = Path(out)
+    images = {p: np.load(out / f"{p}.npy", mmap_mode="r") for p in priors}
+    groups = strip_groups({p: a.shape for p, a in images.items()})
+    seconds = 0.0
+    for g in groups:
+        folder = out / STRIPS / g["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = [images[p] for p, _, _ in g["parts"]]
+        for a in range(0, g["units"], 256):  # a block of units read at once from each array
+            b = min(g["units"], a + 256)
+            block = np.concatenate([np.asarray(arr[a:b]) for arr in arrays], axis=1)  # (units, tiles, H, W, 3)
+            t0 = time.perf_counter()
+            blobs = [encode_png(strip(block[u - a])) for u in range(a, b)]
+            seconds += time.perf_counter() - t0
+            for row, blob in zip(range(a, b), blobs):
+                (folder / f"{unit_ids[row] if unit_ids is not None else row}.png").write_bytes(blob)
+    return groups, seconds
+
+
+def write_meta(out: Path, meta: dict) -> float:
+    """meta.json, after encoding the strips of the priors it lists (their arrays must be
+    written first); returns the seconds spent encoding, for the stage's summary."""
+    listed = meta.get("units")
+    groups, seconds = write_strips(out, list(meta.get("priors", [])),
+                                   [int(u) for u in listed] if isinstance(listed, list) else None)
+    write_json(Path(out) / META, {**meta, "strips": groups})
+    return seconds

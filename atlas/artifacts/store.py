@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -225,9 +226,13 @@ class RunStore:
             return None
         if not isinstance(man, dict) or man.get("stage") != name or not isinstance(man.get("files"), dict):
             return None
-        for rel, info in man["files"].items():
-            f = self.stage_dir(name) / rel
-            if not f.is_file() or f.stat().st_size != info["bytes"]:
+        base = str(self.stage_dir(name))
+        for rel, info in man["files"].items():  # plain strings: stages list thousands of files
+            try:
+                st = os.stat(f"{base}/{rel}")
+            except OSError:
+                return None
+            if not stat.S_ISREG(st.st_mode) or st.st_size != info["bytes"]:
                 return None
         return man
 

@@ -1,10 +1,11 @@
-"""The site's non-page files as jobs: PNG images, linked evidence images, figures, static files.
+"""The site's non-page files as jobs: linked stage pictures, thumbnails, figures, static files.
 
-Per unit, the seeds of all priors are one PNG strip rather than one file per tile, and
-pages pick a tile with CSS. Evidence pictures (top images' views, grid sprite strips) were
-encoded by the evidence stage and are hard-linked or copied, never encoded again. An image's key is the manifest checksum of the array it reads
-plus the unit; its content hash covers exactly the unit's pixels, so a stage that reran
-and changed some units gets only those re-encoded.
+Feature visualizations (per unit one PNG strip of all priors' seeds; pages pick a tile
+with CSS) were encoded by the featvis stage, evidence pictures (top images' views, grid
+sprite strips) by the evidence stage: both are hard-linked or copied, never encoded again;
+their key is the file's checksum in the stage manifest. Data-set thumbnails are still
+encoded here: a thumbnail's key is the manifest checksum of the array plus the image; its
+content hash covers exactly the image's pixels, so only changed images are re-encoded.
 """
 from __future__ import annotations
 
@@ -17,31 +18,9 @@ from atlas.render import names
 from atlas.render.datafiles import SHEET_COLS, SHEET_PER
 from atlas.render.gather import SiteData
 from atlas.render.jobs import Job, Maker, hash_bytes
-from atlas.render.png import ENCODER_VERSION, encode_png, sheet, strip
-from atlas.render.tiles import TileGroup, tile_groups
+from atlas.evidence.png import ENCODER_VERSION, encode_png, sheet
+from atlas.render.tiles import tile_groups
 from atlas.resources import resource_dir
-
-
-class StripMaker(Maker):
-    """Unit u's tiles of one tile group (tiles.TileGroup) as one PNG strip."""
-    kind = "image"
-
-    def __init__(self, group: TileGroup):
-        self.parts = [(arr, count) for _, arr, count in group.parts]
-        self.sha = "+".join(group.sha)
-
-    def _pixels(self, u: int) -> list[np.ndarray]:
-        return [np.ascontiguousarray(arr[u, :count]) for arr, count in self.parts]
-
-    def key(self, u: int) -> str:
-        return f"{self.sha}:{u}:{[c for _, c in self.parts]}:{ENCODER_VERSION}"
-
-    def content(self, u: int) -> str:
-        return hash_bytes(*self._pixels(u))
-
-    def produce(self, u: int) -> bytes:
-        px = self._pixels(u)
-        return encode_png(strip(px[0] if len(px) == 1 else np.concatenate(px)))
 
 
 class ThumbMaker(Maker):
@@ -93,7 +72,7 @@ class FileMaker(Maker):
         return f"{st.st_size}:{st.st_mtime_ns}"
 
     def content(self, arg: tuple[Path, str]) -> str:
-        return hashlib.sha256(arg[0].read_bytes()).hexdigest()
+        return arg[1] or hashlib.sha256(arg[0].read_bytes()).hexdigest()  # a manifest's sha256 is the content's
 
     def produce(self, arg: tuple[Path, str]) -> bytes:
         return arg[0].read_bytes()
@@ -103,8 +82,9 @@ class FileMaker(Maker):
 
 
 class LinkMaker(FileMaker):
-    """An image the evidence stage encoded (a top image's view, a grid sprite strip), put in
-    the site as is: hard-linked, or copied where links are not possible; never re-encoded."""
+    """An image a stage encoded (a feature-visualization strip, a top image's view, a grid
+    sprite strip), put in the site as is: hard-linked, or copied where links are not
+    possible; never re-encoded."""
     kind = "image"
 
 
@@ -119,11 +99,17 @@ def data_image_jobs(data: SiteData, with_sheets: bool) -> list[Job]:
 
 
 def layer_image_jobs(data: SiteData) -> list[Job]:
-    jobs = []
+    """Each visualized unit's feature-visualization strips, as the featvis stage encoded them."""
+    maker, jobs = LinkMaker(), []
     for layer in data.layers:
+        fv = layer.featvis
+        if not fv:
+            continue
         for group in tile_groups(layer):
-            maker, base = StripMaker(group), f"img/{layer.slug}/{group.name}/"
-            jobs += [Job(f"{base}{u}.png", maker, u) for u in range(group.units)]
+            base = f"img/{layer.slug}/{group.name}/"
+            for u in (range(group.units) if group.only is None else sorted(group.only)):
+                path = fv.strip_path(group.name, u)
+                jobs.append(Job(f"{base}{u}.png", maker, (path, fv.sha.get(f"strips/{group.name}/{u}.png", ""))))
     return jobs
 
 

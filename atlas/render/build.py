@@ -24,7 +24,7 @@ from atlas import __version__
 from atlas.render import assets, budget, datafiles, names, views
 from atlas.render.gather import SiteData, gather
 from atlas.render.jobs import Job, Maker, default_workers, digest, run_jobs
-from atlas.render.png import ENCODER_VERSION
+from atlas.evidence.png import ENCODER_VERSION
 from atlas.render.writer import RenderCache, SiteWriter, remove_stale
 from atlas.resources import resource_dir
 
@@ -37,8 +37,22 @@ def _fmt(v, spec: str = ".3g") -> str:
     return format(float(v), spec)
 
 
+class PageEnvironment(Environment):
+    """Page contexts are plain dicts, so `page.label` looks the key up first. (Jinja tries
+    the attribute first; a dict has none, so every such lookup raised and caught an
+    AttributeError: a few percent of a large site's render.)"""
+
+    def getattr(self, obj, attribute):
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return Environment.getattr(self, obj, attribute)
+
+
 def make_env() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(resource_dir("templates"))),
+    env = PageEnvironment(loader=FileSystemLoader(str(resource_dir("templates"))),
                       autoescape=select_autoescape(["html", "xml"], default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters["fmt"] = _fmt

@@ -36,13 +36,16 @@ def _round(values, digits: int = 4) -> list:
 def grid_modes(view: LayerView) -> list[dict]:
     """The thumbnails a layer grid can show, best first: {id, name, base, ext, per, n, offset,
     count}. Feature visualizations: one strip per unit (`base + u + .png`, n tiles, this kind
-    from `offset`). Evidence: sprite strips of `per` units (`base + floor(u / per) + ext`,
+    from `offset`; `only` lists the units that have one when they are not 0..count-1). Evidence: sprite strips of `per` units (`base + floor(u / per) + ext`,
     tile u % per). `byImage`: one thumbnail per top image (`base + image id + .png`)."""
     refs = view.tiles
     fv = view.data.featvis
     priors = (["dgn"] if fv and "dgn" in fv.priors else []) + [p for p in (fv.priors if fv else []) if p != "dgn"]
+    listed = fv.meta.get("units") if fv else None
+    only = sorted(set(int(u) for u in listed)) if isinstance(listed, list) else None  # --units: not a prefix
     modes = [{"id": p, "name": fv.short(p), "long": fv.title(p), "base": refs[p].base,
-              "ext": ".png", "per": 0, "n": refs[p].n, "offset": refs[p].offset, "count": refs[p].units}
+              "ext": ".png", "per": 0, "n": refs[p].n, "offset": refs[p].offset, "count": refs[p].units,
+              **({"only": only} if only is not None else {})}
              for p in priors]
     for kind, name, long in (("patch", "top patch", "top patch"), ("top", "top image", "top image")):
         if kind in refs:

@@ -88,11 +88,13 @@ _CTX: dict = {}
 
 def _run_one(job: Job, writer: SiteWriter, old: list | None, force: bool) -> tuple[str, list, str]:
     p = writer.path(job.rel)
-    try:
-        st = os.stat(p)
-        on_disk = (st.st_size, st.st_mtime_ns)
-    except FileNotFoundError:
-        on_disk = None
+    on_disk = None
+    if old is not None and not force:  # only a file the last build wrote can be kept
+        try:
+            st = os.stat(p)
+            on_disk = (st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            pass
     maker, arg = job.maker, job.arg
     key = maker.key(arg)
     fresh = not force and old is not None and on_disk is not None and (old[2], old[3]) == on_disk

@@ -1,40 +1,28 @@
 """Where each of a unit's small pictures lives: strips of equal-sized tiles.
 
 Feature visualizations: a unit's priors x seeds of the same size share one PNG strip per
-unit (lossless, encoded by the renderer). Evidence: the evidence stage's sprite strips
+unit, encoded (lossless) by the featvis stage (`strips/<group>/<unit>.png`) and linked into
+the site as `img/<layer>/<group>/<unit>.png`. Evidence: the evidence stage's sprite strips
 (`sheets/{top,patch}-<s>`, SHEET_UNITS units each, already encoded), linked into the site
 as `img/<layer>/{top,patch}-<s>.<ext>`: a layer grid of thousands of units costs a few
 requests. A page shows tile j of an n-tile strip with object-fit: cover and
-object-position: j/(n-1) (see views.tile_style).
+object-position: j/(n-1) (see views.tile_style). The renderer encodes none of them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from atlas.render.gather import LayerData
 
 
-@dataclass
+@dataclass(frozen=True)
 class TileGroup:
-    """One strip per unit: `parts` are (kind, array (units, n, H, W, 3), tiles taken)."""
+    """One strip per visualized unit: `parts` are (prior, first tile, tiles) of its n tiles."""
     name: str
     units: int
-    parts: list[tuple[str, np.ndarray, int]] = field(default_factory=list)
-    sha: list[str] = field(default_factory=list)
-
-    @property
-    def n(self) -> int:
-        return sum(count for _, _, count in self.parts)
-
-    def offset(self, kind: str) -> int:
-        at = 0
-        for k, _, count in self.parts:
-            if k == kind:
-                return at
-            at += count
-        raise KeyError(kind)
+    n: int
+    parts: tuple[tuple[str, int, int], ...]
+    only: frozenset | None = None   # the units that have a strip, when not all of 0..units-1
 
 
 @dataclass(frozen=True)
@@ -45,6 +33,10 @@ class TileRef:
     offset: int
     count: int
     units: int
+    only: frozenset | None = None
+
+    def has(self, u: int) -> bool:
+        return u < self.units and (self.only is None or u in self.only)
 
     def src(self, u: int) -> str:
         return f"{self.base}{u}.png"
@@ -56,25 +48,16 @@ class TileRef:
         return self.offset
 
 
-def _group(groups: list[TileGroup], prefix: str, units: int, kind: str, arr: np.ndarray, count: int, sha: str):
-    shape = tuple(arr.shape[2:4])
-    for g in groups:
-        if g.name.startswith(prefix) and g.parts and tuple(g.parts[0][1].shape[2:4]) == shape:
-            g.parts.append((kind, arr, count))
-            g.sha.append(sha)
-            return
-    index = sum(1 for g in groups if g.name.startswith(prefix))
-    groups.append(TileGroup(name=f"{prefix}{index}", units=units, parts=[(kind, arr, count)], sha=[sha]))
-
-
 def tile_groups(layer: LayerData) -> list[TileGroup]:
-    """The strips of a layer's feature visualizations ('fv*')."""
-    groups: list[TileGroup] = []
+    """The strips of a layer's feature visualizations, as the featvis stage encoded them."""
     fv = layer.featvis
-    if fv:
-        for prior in fv.priors:
-            _group(groups, "fv", fv.units, prior, fv.images[prior], fv.seeds, fv.sha.get(f"{prior}.npy", ""))
-    return groups
+    if not fv:
+        return []
+    listed = fv.meta.get("units")
+    only = frozenset(int(u) for u in listed) if isinstance(listed, list) else None
+    return [TileGroup(name=str(g["name"]), units=fv.units, n=int(g["tiles"]), only=only,
+                      parts=tuple((str(p), int(at), int(count)) for p, at, count in g["parts"]))
+            for g in fv.strips]
 
 
 @dataclass(frozen=True)
@@ -85,6 +68,9 @@ class SheetRef:
     units: int
     ext: str
     offset: int = 0
+
+    def has(self, u: int) -> bool:
+        return u < self.units
 
     def src(self, u: int) -> str:
         return f"{self.base}{u // self.per}.{self.ext}"
@@ -110,7 +96,7 @@ def tile_refs(layer: LayerData, groups: list[TileGroup]) -> dict[str, TileRef | 
     """kind (a prior, 'top', 'patch') -> where its tiles are."""
     refs: dict = dict(sheet_refs(layer))
     for g in groups:
-        for kind, _, count in g.parts:
-            refs[kind] = TileRef(base=f"img/{layer.slug}/{g.name}/", n=g.n, offset=g.offset(kind), count=count,
-                                 units=g.units)
+        for kind, at, count in g.parts:
+            refs[kind] = TileRef(base=f"img/{layer.slug}/{g.name}/", n=g.n, offset=at, count=count, units=g.units,
+                                 only=g.only)
     return refs

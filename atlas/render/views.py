@@ -79,7 +79,7 @@ def _unit_thumb(refs: dict, u: int, top_id: int | None) -> dict | None:
     else its top image (the grid strips), else the top image's thumbnail."""
     for kind in ["dgn"] + [k for k in refs if k not in ("dgn", "patch", "top")] + ["patch", "top"]:
         ref = refs.get(kind)
-        if ref is not None and u < ref.units:
+        if ref is not None and ref.has(u):
             return {"src": ref.src(u), "n": ref.n_of(u), "j": ref.j_of(u)}
     if top_id is not None:
         return {"src": names.data_png(top_id), "n": 1, "j": 0}
@@ -175,10 +175,15 @@ def make_layer_view(data: SiteData, layer: LayerData) -> LayerView:
     refs = tile_refs(layer, tile_groups(layer))
     thumb = [_unit_thumb(refs, u, ids_l[u][0] if ids_l[u] else None) for u in range(c)]
     kind = "map" if layer.unit_map is not None else "overlap" if c > 1 else ""
-    extra = {}
+    extra: dict = {}
     if ev is not None and ev.hist is not None:
         extra = {"hist_peak": ev.hist.max(axis=1).tolist() if ev.hist.shape[1] else [0] * c,
-                 "hist_total": ev.hist.sum(axis=1).tolist()}
+                 "hist_total": ev.hist.sum(axis=1).tolist(),
+                 "hist": np.asarray(ev.hist), "hist_edges": np.asarray(ev.hist_edges)}
+    pics = ev.pictures if ev is not None else None
+    if pics is not None:  # plain arrays over the memory maps: a page indexes them a dozen times
+        extra["boxes"] = np.asarray(pics.boxes)
+        extra["heat"] = np.asarray(pics.heat) if pics.heat is not None else None
     return LayerView(data=layer, ref=layer_ref(layer), k=k, extra=extra, ids=ids_l, values=vals_l, pos=pos_l, maxv=maxv,
                      labels=labels, stats=stats, thumb=thumb, neighbor_kind=kind,
                      top_class=top_class, class_counts=class_counts, tiles=refs,
@@ -246,8 +251,9 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
         rank = view.ranks[u][j] if view.ranks else j
         top.append({"id": i, "href": root + names.image_page(i), "src": src,
                     "cap": f"#{j + 1} · {fmt(v)}", "cls": class_name(data, items[i]["label"]),
-                    "patch": patch_style(pics.geometry, pics.boxes[u, rank], src) if whole is False else None,
-                    "heat": heat_attrs(pics.heat[u, rank]) if pics is not None and pics.heat is not None else None})
+                    "patch": patch_style(pics.geometry, view.extra["boxes"][u, rank], src) if whole is False else None,
+                    "heat": heat_attrs(view.extra["heat"][u, rank]) if pics is not None and pics.heat is not None
+                    else None})
     maxv = view.maxv[u]
     featvis = []
     fv = layer.featvis
@@ -265,9 +271,9 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
                                       for j, a in enumerate(acts[:fv.seeds])]})
     hist = None
     if ev is not None and ev.hist is not None:
-        edges = ev.hist_edges[u]
+        edges = view.extra["hist_edges"][u]
         peak, total = view.extra["hist_peak"][u], view.extra["hist_total"][u]
-        hist = {"path": hist_path(ev.hist[u], peak), "lo": fmt(edges[0]), "hi": fmt(edges[-1]), "peak": peak,
+        hist = {"path": hist_path(view.extra["hist"][u], peak), "lo": fmt(edges[0]), "hi": fmt(edges[-1]), "peak": peak,
                 "total": total, "bins": int(ev.hist.shape[1])}
     stats = view.stats[u]
     if stats:

@@ -65,23 +65,32 @@ class SiteWriter:
         p = self.path(rel)
         blob = data.encode("utf-8") if isinstance(data, str) else data
         self._folder(p)
+        try:  # a new file (the common case of a first build): one system call to create it
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            return self._replace(p, blob)
+        # an interrupted build leaves a new file out of the cache, so it is redone
         try:
-            exists = True
-            if os.stat(p).st_size == len(blob):
-                with open(p, "rb") as f:
-                    if f.read() == blob:
-                        self.unchanged += 1
-                        return False
-        except FileNotFoundError:
-            exists = False
-        if exists:  # replace atomically, so a page being served is never half written
-            tmp = f"{os.path.dirname(p)}/.{os.path.basename(p)}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(blob)
-            os.replace(tmp, p)
-        else:  # a new file: an interrupted build leaves it out of the cache, so it is redone
-            with open(p, "wb") as f:
-                f.write(blob)
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        self.changed += 1
+        return True
+
+    def _replace(self, p: str, blob: bytes) -> bool:
+        """An existing file: left alone when it holds `blob`, else replaced atomically, so a
+        page being served is never half written."""
+        if os.stat(p).st_size == len(blob):
+            with open(p, "rb") as f:
+                if f.read() == blob:
+                    self.unchanged += 1
+                    return False
+        tmp = f"{os.path.dirname(p)}/.{os.path.basename(p)}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, p)
         self.changed += 1
         return True
 
@@ -91,17 +100,25 @@ class SiteWriter:
         Returns False when `rel` already is that file or holds the same bytes."""
         p = self.path(rel)
         self._folder(p)
-        try:
-            st, ss = os.stat(p), os.stat(src)
-            if (st.st_ino, st.st_dev) == (ss.st_ino, ss.st_dev):
-                self.unchanged += 1
-                return False
-        except FileNotFoundError:
+        try:  # a new file: link it in place in one step
+            os.link(src, p)
+            self.changed += 1
+            return True
+        except FileExistsError:
             pass
+        except OSError:  # another file system, or links not allowed: copied below
+            if not os.path.lexists(p):
+                shutil.copyfile(src, p)
+                self.changed += 1
+                return True
+        st, ss = os.stat(p), os.stat(src)
+        if (st.st_ino, st.st_dev) == (ss.st_ino, ss.st_dev):
+            self.unchanged += 1
+            return False
         tmp = f"{os.path.dirname(p)}/.{os.path.basename(p)}.{os.getpid()}.tmp"
         try:
             os.link(src, tmp)
-        except OSError:  # another file system, or links not allowed: copy the bytes
+        except OSError:
             shutil.copyfile(src, tmp)
         os.replace(tmp, p)
         self.changed += 1

@@ -18,7 +18,8 @@ cropped to that neuron's receptive field, measured as the bounding box of the in
 pixels its gradient reaches. `<prior>_act.npy` holds the objective for each stored
 (uint8, uncropped) image: what the atlas shows is what was measured; `meta.json` carries
 each prior's title, so the renderer and the figures need no table of names. A prior that
-reads the data set (`needs_data`) makes the stage depend on the dataset stage.
+reads the data set (`needs_data`) makes the stage depend on the dataset stage. The pictures
+the site shows (one lossless PNG strip per unit) are encoded here, by the artifact writer.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from atlas.artifacts import featvis as artifact
 
 MIN_CHUNKS = 2  # a layer smaller than two batches is split in two, not in chunks.MIN_CHUNKS
 
-VERSION = 1
+VERSION = 2  # 2: the site's PNG strips encoded here (strips/), not by the renderer
 
 
 def prior_settings(cfg, names: list[str] | None = None) -> dict:
@@ -223,5 +224,6 @@ def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[s
         meta["units"] = ids  # row i of every array is unit ids[i] (figures and the site read this)
     if layer.tokens:
         meta["layout"] = layer.layout
-    artifact.write_meta(out, meta)  # timings go to summary.json: artifacts stay deterministic
+    # timings go to summary.json: artifacts stay deterministic
+    summary["encode_s"] = round(artifact.write_meta(out, meta), 3)  # the strips the site shows
     return summary
