@@ -23,6 +23,25 @@
   var st = {sort: "unit", desc: false, mode: D.modes[0].id, q: "", dead: false, size: 112};
   var order = [], cols = 1, rowH = 1, cellW = 112, pool = {}, focusPos = -1, scheduled = false;
 
+  // Heatmap mode: the unit's heat grid (window.ATLAS_HEAT, loaded with a script tag the
+  // first time the mode is chosen: file:// allows no fetch) drawn by heat.js over the tile.
+  var heat = null, heatLoading = false;
+  function heatGrids(m) {
+    if (heat || !m.heat || !window.atlasHeat) return heat;
+    if (window.ATLAS_HEAT) {
+      heat = {raw: atob(window.ATLAS_HEAT.b64), h: window.ATLAS_HEAT.h, w: window.ATLAS_HEAT.w};
+      return heat;
+    }
+    if (!heatLoading) {
+      heatLoading = true;
+      var s = document.createElement("script");
+      s.src = root + m.heat;
+      s.onload = function () { layout(true); };
+      document.body.appendChild(s);
+    }
+    return null;
+  }
+
   function readHash() {
     var h = window.location.hash.replace(/^#/, "");
     h.split("&").forEach(function (kv) {
@@ -144,6 +163,15 @@
       if (t.standIn) {
         th.className = "thumb standin";
         th.setAttribute("title", "no " + modes[st.mode].name + " for this unit; showing its " + t.standIn);
+      } else if (modes[st.mode].heat) {
+        var g = heatGrids(modes[st.mode]);
+        if (g) {
+          var cv = document.createElement("canvas");
+          cv.className = "heat";
+          cv.setAttribute("aria-hidden", "true");
+          th.appendChild(cv);
+          window.atlasHeat.paint(cv, g.raw, g.h, g.w, u * g.h * g.w, cellW);
+        }
       }
     } else {
       th.className = "thumb none";

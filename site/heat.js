@@ -4,6 +4,7 @@
 // centres (as the evidence stage's `upsample` and NetDissect do) and coloured as
 // heatmaps.overlay does: where the unit is silent the image is dimmed to a third, where
 // it fires a warm tint shows. The image's pixels are never read (file:// canvases taint).
+// The layer grid's heatmap mode draws the same way over its sprite tiles (atlasHeat.paint).
 (function () {
   "use strict";
   function axis(n, size) {
@@ -19,12 +20,15 @@
     return {i0: i0, i1: i1, w: w};
   }
   function draw(cv) {
-    var h = +cv.getAttribute("data-h"), w = +cv.getAttribute("data-w");
-    var raw = atob(cv.getAttribute("data-heat") || "");
-    if (!h || !w || raw.length !== h * w) return;
+    paint(cv, atob(cv.getAttribute("data-heat") || ""), +cv.getAttribute("data-h"), +cv.getAttribute("data-w"), 0);
+  }
+  // Draw the h x w grid held in `raw` (a binary string, one byte per cell) from `at` on,
+  // at the canvas's shown width (or `css` px when it is not in the page yet).
+  function paint(cv, raw, h, w, at, css) {
+    if (!h || !w || raw.length < at + h * w) return;
     var g = new Float32Array(h * w);
-    for (var i = 0; i < g.length; i++) g[i] = raw.charCodeAt(i) / 255;
-    var size = Math.max(16, Math.min(512, Math.round(cv.clientWidth * (window.devicePixelRatio || 1)) || 224));
+    for (var i = 0; i < g.length; i++) g[i] = raw.charCodeAt(at + i) / 255;
+    var size = Math.max(16, Math.min(512, Math.round((cv.clientWidth || css || 224) * (window.devicePixelRatio || 1))));
     cv.width = size; cv.height = size;
     var ctx = cv.getContext("2d"), img = ctx.createImageData(size, size), d = img.data;
     var ry = axis(h, size), rx = axis(w, size);
@@ -45,6 +49,7 @@
     }
     ctx.putImageData(img, 0, 0);
   }
+  window.atlasHeat = {paint: paint};
   var all = document.querySelectorAll("canvas.heat");
   if (!all.length) return;
   if ("IntersectionObserver" in window) {

@@ -1,6 +1,7 @@
 """The renderer on synthetic runs: complete, escaped, valid, incremental, partial runs."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -94,11 +95,20 @@ def test_layer_data_file(hostile_site):
     assert d["label"] == [r["label"] or "" for r in labels]
     values = np.load(run / "stages/topk/features.conv5/values.npy")
     assert d["max"] == pytest.approx(values[:, 0].tolist(), rel=1e-3)
-    assert [m["id"] for m in d["modes"]] == ["dgn", "pixel", "fourier", "patch", "top"]
+    assert [m["id"] for m in d["modes"]] == ["dgn", "pixel", "fourier", "patch", "top", "heat"]
     for m in d["modes"]:
         first = run / "site" / f"{m['base']}{d['top'][0] if m.get('byImage') else 0}{m['ext']}"
         assert first.is_file(), first
     assert {s["id"] for s in d["sorts"]} == {"unit", "max", "sel", "label", "score"}
+    # heatmap mode: the top image tiles, with each unit's heat grid over its first top image
+    heat_mode = d["modes"][-1]
+    assert heat_mode["base"] == d["modes"][-2]["base"] and heat_mode["heat"] == "layers/features.conv5/heat.js"
+    grids = js_data(run / "site" / heat_mode["heat"])
+    heat = np.load(run / "stages/evidence/features.conv5/heat.npy")
+    raw = np.frombuffer(base64.b64decode(grids["b64"]), np.uint8).reshape(32, grids["h"], grids["w"])
+    assert np.array_equal(raw, heat[:, 0]) and raw.std() > 0
+    layer_page = (run / "site/layers/features.conv5/index.html").read_text(encoding="utf-8")
+    assert 'static/heat.js"' in layer_page
 
 
 def test_unit_page_shows_everything_computed(hostile_site):

@@ -219,6 +219,14 @@ def test_grid_is_windowed_at_2048_units(browser, synth_site):
         assert 2047 in units and 0 not in units and len(units) < 200
         page.select_option("#mode", "top")
         page.wait_for_timeout(300)
+        assert page.locator(".vgrid canvas.heat").count() == 0
+        page.select_option("#mode", "heat")               # heat grids drawn over the same tiles
+        page.wait_for_function("document.querySelectorAll('.vgrid canvas.heat').length > 0")
+        assert page.locator(".vgrid canvas.heat").count() == page.locator(".vgrid .cell").count()
+        drawn = page.evaluate("""() => { const cv = document.querySelector('.vgrid canvas.heat');
+            const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+            let a = 0; for (let i = 3; i < d.length; i += 4) a += d[i]; return [cv.width, a]; }""")
+        assert drawn[0] >= 16 and drawn[1] > 0             # a painted canvas, not an empty one
     fc6_images = [u for u in page_of.requests if "/img/classifier.fc6/" in u or "/img/data/" in u]
     assert 0 < len(fc6_images) < 400, len(fc6_images)
 

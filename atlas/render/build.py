@@ -205,6 +205,8 @@ def plan_site(data: SiteData, planner: Planner, layer_views: list[views.LayerVie
         slug, inputs = view.ref["slug"], data.inputs_key(view.data.name)
         planner.page(names.layer_index(slug), "layer.html", lambda v=view: layer_page(data, v), inputs)
         planner.data(f"layers/{slug}/data.js", "ATLAS_LAYER", lambda v=view: datafiles.layer_data(data, v))
+        if datafiles.heat_grids(view) is not None and "top" in view.tiles:
+            planner.data(names.layer_heat(slug), "ATLAS_HEAT", lambda v=view: datafiles.heat_data(v))
         planner.pages("unit.html", lambda u, r, v=view: views.unit_context(data, v, u, r), inputs,
                       [(names.unit_page(slug, u), u) for u in range(view.ref["units"])])
         if view.data.unit_map is not None:
@@ -234,7 +236,8 @@ def plan_site(data: SiteData, planner: Planner, layer_views: list[views.LayerVie
 
 def layer_page(data: SiteData, view: views.LayerView) -> dict:
     summary = views.layer_summary(view)
-    return {"layer": view.ref, "summary": summary, "modes": datafiles.grid_modes(view),
+    modes = datafiles.grid_modes(view)
+    return {"layer": view.ref, "summary": summary, "modes": modes, "heat": any("heat" in m for m in modes),
             "sorts": datafiles.grid_sorts(view), "labels": any(view.labels),
             "stats": any(view.stats), "on_map": view.data.unit_map is not None}
 

@@ -37,7 +37,9 @@ def grid_modes(view: LayerView) -> list[dict]:
     """The thumbnails a layer grid can show, best first: {id, name, base, ext, per, n, offset,
     count}. Feature visualizations: one strip per unit (`base + u + .png`, n tiles, this kind
     from `offset`; `only` lists the units that have one when they are not 0..count-1). Evidence: sprite strips of `per` units (`base + floor(u / per) + ext`,
-    tile u % per). `byImage`: one thumbnail per top image (`base + image id + .png`)."""
+    tile u % per). `heat`: the top image tiles with each unit's heat grid drawn over them, the
+    grids in the data file `heat` (heat_data). `byImage`: one thumbnail per top image
+    (`base + image id + .png`)."""
     refs = view.tiles
     fv = view.data.featvis
     priors = (["dgn"] if fv and "dgn" in fv.priors else []) + [p for p in (fv.priors if fv else []) if p != "dgn"]
@@ -52,10 +54,33 @@ def grid_modes(view: LayerView) -> list[dict]:
             r = refs[kind]
             modes.append({"id": kind, "name": name, "long": long, "base": r.base, "ext": "." + r.ext,
                           "per": r.per, "n": r.per, "offset": 0, "count": r.units})
+    if "top" in refs and heat_grids(view) is not None:
+        r = refs["top"]
+        modes.append({"id": "heat", "name": "heatmap", "long": "top image with its heatmap", "base": r.base,
+                      "ext": "." + r.ext, "per": r.per, "n": r.per, "offset": 0, "count": r.units,
+                      "heat": names.layer_heat(view.ref["slug"])})
     if "top" not in refs:
         modes.append({"id": "top", "name": "top image", "long": "top image", "base": "img/data/", "ext": ".png",
                       "per": 0, "n": 1, "offset": 0, "count": view.ref["units"], "byImage": True})
     return modes
+
+
+def heat_grids(view: LayerView) -> np.ndarray | None:
+    """Each unit's heat grid over its first top image (C, h, w), the picture the grid's
+    'top' tiles show; None when the evidence stage stored no heat grids."""
+    ev = view.data.evidence
+    pics = ev.pictures if ev is not None else None
+    if pics is None or pics.heat is None or pics.heat.shape[1] == 0 or "top" not in pics.meta.get("sheets", []):
+        return None
+    return np.asarray(pics.heat[:, 0])
+
+
+def heat_data(view: LayerView) -> dict:
+    """The grid's heatmap mode data: every unit's grid, one byte per cell, as one base64
+    string (unit u's grid starts at byte u*h*w); site/heat.js draws it over the tile."""
+    import base64
+    g = np.ascontiguousarray(heat_grids(view), dtype=np.uint8)
+    return {"h": int(g.shape[1]), "w": int(g.shape[2]), "b64": base64.b64encode(g.tobytes()).decode("ascii")}
 
 
 def grid_sorts(view: LayerView) -> list[dict]:

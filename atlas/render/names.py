@@ -50,6 +50,11 @@ def unit_pattern_in_layer(slug: str) -> str:
     return pattern[len(folder):] if pattern.startswith(folder) else "../../" + pattern
 
 
+def layer_heat(slug: str) -> str:
+    """The layer grid's heat grids (a data script loaded when its heatmap mode is chosen)."""
+    return f"layers/{slug}/heat.js"
+
+
 def class_page(index: int, name: str) -> str:
     """Class pages carry the class index, so equal or clashing names stay distinct."""
     return f"classes/{index}-{safe_name(name, 40)}.html"
