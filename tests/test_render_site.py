@@ -179,7 +179,8 @@ def test_incremental_render_redoes_only_what_changed(tmp_path):
 
     _rewrite_stage(run, "featvis/features.conv5", repaint_unit_3)
     report = render_site(run, workers=1)
-    assert report.counts["image"]["written"] == 1           # only unit 3's strip changed: linked again
+    assert report.counts["linked"]["written"] == 1          # only unit 3's strip changed: linked again
+    assert report.counts["image"]["written"] == 0           # the renderer encodes no feature visualization
     assert strip.stat().st_mtime_ns != mtimes[0] and other.stat().st_mtime_ns == mtimes[1]
     stored = run / "stages/featvis/features.conv5/strips/fv0/3.png"
     assert os.path.samefile(strip, stored) and not strip.is_symlink()   # the stage's file, not a new encoding
@@ -194,7 +195,7 @@ def test_incremental_render_redoes_only_what_changed(tmp_path):
     _rewrite_stage(run, "evidence/features.conv5", relabel_unit_7)
     report = render_site(run, workers=1)
     assert "texture:new-label" in page7.read_text(encoding="utf-8")
-    assert "image" not in report.counts or report.counts["image"]["written"] == 0
+    assert all(report.counts[k]["written"] == 0 for k in ("image", "linked") if k in report.counts)
     assert 1 <= report.counts["page"]["written"] < 40        # the unit's page and pages that show its label
     assert "texture:new-label" in (site / "search.js").read_text(encoding="utf-8")
 

@@ -85,7 +85,7 @@ class LinkMaker(FileMaker):
     """An image a stage encoded (a feature-visualization strip, a top image's view, a grid
     sprite strip), put in the site as is: hard-linked, or copied where links are not
     possible; never re-encoded."""
-    kind = "image"
+    kind = "linked"
 
 
 def data_image_jobs(data: SiteData, with_sheets: bool) -> list[Job]:
