@@ -17,7 +17,6 @@ from atlas.models.layers import LayerRef, list_layers, penultimate, resolve_laye
 from atlas.models.registry import get_spec
 from atlas.models.spec import ModelSpec
 from atlas.resources import weights_path
-from atlas.artifacts.dataset import read_info
 from atlas.artifacts.store import RunStore, sha256_file
 
 
@@ -156,13 +155,11 @@ class Context:
 
     @cached_property
     def source(self) -> Source:
-        """The usable images, as listed by the finished dataset stage."""
-        man = self.store.manifest("dataset")
-        if man is None:
+        """The listed images (ids = positions), as the dataset stage recorded them; the ones
+        the top-k pass found unusable are in `stages/topk/unusable.json`."""
+        if self.store.manifest("dataset") is None:
             raise RuntimeError("the dataset stage has not run")
-        usable = read_info(self.store)["source_index"]
-        raw = self.raw_source
-        return raw if len(usable) == len(raw) else raw.subset(usable)
+        return self.raw_source
 
     def model_params(self) -> dict:
         params = {"model": self.spec.name, "weights": self.weights_id, "input_size": self.spec.input_size,

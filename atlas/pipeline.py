@@ -15,7 +15,8 @@ from atlas.context import Context
 from atlas.stages import dataset, topk
 from atlas.stages.base import Stage, run_stage
 from atlas.stages.dataset import print_skipped
-from atlas.artifacts.dataset import read_skipped, skipped_path
+from atlas.artifacts import Run
+from atlas.artifacts.dataset import skipped_lists
 from atlas.artifacts.store import RunLockedError, RunStore, fault_point
 
 
@@ -117,10 +118,10 @@ def _print_summary(report: list, store: RunStore, seconds: float) -> None:
         if status == "ran":
             info = ", ".join(f"{k} {v}" for k, v in summary.items() if k != "seconds")
             print(f"  {name}: {info} ({summary.get('seconds', 0):.1f} s)")
-    bad_files = read_skipped(store)
+    bad_files = Run(store.root).dataset.skipped
     if bad_files:
         print_skipped(bad_files)
-        print(f"  (the list is in {skipped_path(store)} and on the home page)")
+        print(f"  (listed in {' and '.join(str(p) for p in skipped_lists(store))}, and on the home page)")
 
 
 def render(run_dir: str | Path) -> Path:

@@ -23,6 +23,7 @@ import numpy as np
 from atlas.evidence.codec import encode
 from atlas.artifacts import dataset, evidence, featvis, figures, maps, topk
 from atlas.artifacts.pictures import write_layer
+from atlas.artifacts.thumbs import ThumbsWriter
 from atlas.evidence.streamstats import UnitStats
 from atlas.priors import registry
 from atlas.artifacts.store import RunStore, stage_key
@@ -154,10 +155,11 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
         if hostile:
             skipped.append({"path": "<b>bad</b>.png", "reason": '<script>alert("skip")</script>'})
         dataset.write(out, {"name": name, "fingerprint": f"synthetic-{spec.seed}-{n}", "class_names": class_names,
-                            "count": n, "source_index": list(range(n)),
-                            "items": [{"id": i, "label": int(labels[i]), "desc": desc[i]} for i in range(n)]},
-                      skipped, thumbs)
+                            "count": n}, skipped, labels, desc)
         return {"images": n, "skipped": len(skipped)}
+
+    def fill_thumbs(out: Path) -> dict:
+        return write_thumbs(out, thumbs)
 
     maxact: dict[str, np.ndarray] = {}
     for name, _, shape in layer_list:
@@ -171,6 +173,8 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
 
     if "dataset" in spec.stages:
         keys["dataset"] = _write_stage(store, "dataset", {"synthetic": spec.seed, "images": n}, {}, fill_dataset)
+        keys["thumbs"] = _write_stage(store, "thumbs", {"synthetic": spec.seed, "images": n},
+                                      {"dataset": keys["dataset"]}, fill_thumbs)
 
     tops: dict[str, tuple] = {}
     for name, _, shape in layer_list:
@@ -318,6 +322,16 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
     return root
 
 
+def write_thumbs(out: Path, thumbs: np.ndarray) -> dict:
+    """A thumbs stage holding every image's thumbnail (a superset of the paged images, which
+    the renderer accepts), encoded as the thumbs stage encodes them."""
+    writer = ThumbsWriter(out, thumbs.shape[1])
+    for i in range(len(thumbs)):
+        writer.add(i, thumbs[i])
+    meta = writer.finish()
+    return {"images": meta["count"]}
+
+
 # -- a small run with fixed, hand-checkable content (figure and archive tests) ----------------
 
 CLASSES = ["circle", "square", "triangle"]
@@ -345,10 +359,10 @@ def make_run(root: Path, n_images: int = 12, k: int = 4, seeds: int = 2, thumb: 
     store.mark_format()
     store.write_config({"model": "worldnet", "data": "world", "seed": 0, "seeds": seeds, "world_seed": 2,
                         "title": "synthetic run", "out": str(root)})
-    items = [{"id": i, "label": i % len(CLASSES), "desc": f"world:2:{i}"} for i in range(n_images)]
     _small_stage(store, "dataset", {"source": "world"}, lambda out: dataset.write(
-        out, {"name": "world(seed=2)", "fingerprint": "f" * 64, "class_names": CLASSES, "count": n_images,
-              "source_index": list(range(n_images)), "items": items}, [], thumbs))
+        out, {"name": "world(seed=2)", "fingerprint": "f" * 64, "class_names": CLASSES, "count": n_images}, [],
+        [i % len(CLASSES) for i in range(n_images)], [f"world:2:{i}" for i in range(n_images)]))
+    _small_stage(store, "thumbs", {"source": "world"}, lambda out: write_thumbs(out, thumbs))
     tops = {}
     for e in LAYERS:
         values = -np.sort(-rng.normal(size=(e.units, k)).astype(np.float32), axis=1)

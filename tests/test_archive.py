@@ -16,6 +16,7 @@ from atlas.archive import MANIFEST_NAME, ArchiveError, pack, pack_in_place, veri
 from atlas.archive.provenance import dataset_info
 from atlas.cli import main
 from atlas.render.build import build_site
+from atlas.artifacts import dataset
 from atlas.artifacts.store import read_json, write_json
 from synthetic import make_run
 
@@ -108,9 +109,9 @@ def test_manifest_records_provenance(archive, run):
     assert prov["model"]["model"] == "worldnet" and prov["model"]["weights"] == "sha256:" + "a" * 64
     assert prov["config"] == read_json(run / "config.json")
     assert prov["seeds"]["featvis"] == {"features.conv5": 2} and prov["seeds"]["world_seed"] == 2
-    assert prov["timings"]["stages"]["topk"] == 4.0 and prov["timings"]["total_seconds"] == pytest.approx(0.1 + 4.0 + 2.5 + 1.5)
+    assert prov["timings"]["stages"]["topk"] == 4.0 and prov["timings"]["total_seconds"] == pytest.approx(0.1 + 0.1 + 4.0 + 2.5 + 1.5)
     assert prov["dataset"]["fingerprint"] == "f" * 64 and prov["dataset"]["kind"] == "procedural"
-    path = "stages/dataset/thumbs.npy"
+    path = "stages/dataset/labels.npy"
     assert manifest["files"][path]["sha256"] == hashlib.sha256((run / path).read_bytes()).hexdigest()
 
 
@@ -119,9 +120,12 @@ def test_folder_data_set_is_fingerprinted_file_by_file(tmp_path):
     data = tmp_path / "images"
     (data / "cat").mkdir(parents=True)
     (data / "cat" / "a.png").write_bytes(b"first image")
-    images = read_json(run / "stages/dataset/images.json")
-    images["items"] = [{"id": 0, "label": 0, "desc": "cat/a.png"}, {"id": 1, "label": 0, "desc": "cat/gone.png"}]
-    write_json(run / "stages/dataset/images.json", images)
+    folder = run / "stages/dataset"   # the listing of a folder of two images, one since deleted
+    dataset.write(folder, {**read_json(folder / "images.json"), "count": 2}, [], [0, 0], ["cat/a.png", "cat/gone.png"])
+    man = read_json(folder / "manifest.json")
+    for rel, entry in man["files"].items():
+        entry["bytes"] = (folder / rel).stat().st_size
+    write_json(folder / "manifest.json", man)
     info = dataset_info(run, {"data": str(data)})
     assert info["kind"] == "folder" and info["root"] == str(data)
     assert info["files"][0] == {"path": "cat/a.png", "label": 0, "bytes": 11,

@@ -14,6 +14,7 @@ import pytest
 
 from atlas.artifacts import ArtifactError, Run, RunFormatError, RunNotReadyError, RunStore
 from atlas.artifacts import concepts, dataset, evidence, featvis, figures, maps, topk
+from atlas.artifacts import thumbs as thumbs_artifact
 from atlas.artifacts.store import FORMAT_VERSION, write_json
 from atlas.evidence import codec
 from atlas.evidence.streamstats import UnitStats
@@ -34,13 +35,12 @@ def _tiny_run(root: Path, rng=np.random.default_rng(0)) -> dict:
     store.write_config({"model": "m", "seed": 3})
     n, t, k = 5, 8, 2
     thumbs = rng.integers(0, 256, (n, t, t, 3), dtype=np.uint8)
-    info = {"name": "toy", "fingerprint": "f", "class_names": ["a", "b"], "count": n,
-            "source_index": list(range(n)), "items": [{"id": i, "label": i % 2, "desc": f"{i}.png"} for i in range(n)]}
+    info = {"name": "toy", "fingerprint": "f", "class_names": ["a", "b"], "count": n + 1}
+    labels = [i % 2 for i in range(n)] + [-1]
 
-    def fill_dataset(out):
-        scratch = dataset.open_scratch_thumbs(out, n + 1, t)   # one candidate turned out unusable
-        scratch[:n] = thumbs
-        dataset.write(out, info, [{"path": "bad.png", "reason": "broken"}], scratch[:n])
+    def fill_dataset(out):   # 6 listed: image 5 turns out unusable in the top-k pass
+        dataset.write(out, info, [{"path": "dir/", "reason": "unreadable folder"}], labels,
+                      (f"{i}.png" if i < n else "bad \u00e9.png" for i in range(n + 1)))
     _write(store, "dataset", fill_dataset)
     entries = [topk.LayerEntry("f.conv", "conv", "conv", (3, 4, 4), 3), topk.LayerEntry("c.fc", None, "fc", (2,), 2)]
     arrays = {}
@@ -53,10 +53,18 @@ def _tiny_run(root: Path, rng=np.random.default_rng(0)) -> dict:
             pos = rng.integers(0, 4, (e.units, k, 2)).astype(np.int32)
             arrays[e.name] = (values, ids, pos, maxact)
             stats = UnitStats(e.units, 2)
-            stats.update(maxact, np.array([it["label"] for it in info["items"]], np.int64))
+            stats.update(maxact, np.array(labels[:n], np.int64))
             topk.write_layer(out, e.name, values, ids, pos, np.zeros(e.units, np.int64), stats.arrays())
         topk.write_layers(out, entries)
+        topk.write_unusable(out, [{"id": n, "path": "bad \u00e9.png", "reason": "broken"}])
     _write(store, "topk", fill_topk)
+
+    def fill_thumbs(out):
+        w = thumbs_artifact.ThumbsWriter(out, t)
+        for i in range(n):
+            w.add(i, thumbs[i])
+        w.finish()
+    _write(store, thumbs_artifact.STAGE, fill_thumbs)
     imgs = rng.integers(0, 256, (2, 3, 6, 6, 3), dtype=np.uint8)
 
     def fill_featvis(out):
@@ -91,6 +99,7 @@ def _tiny_run(root: Path, rng=np.random.default_rng(0)) -> dict:
 
     def fill_maps(out):
         w = maps.MapsWriter(out)
+        w.sample(np.arange(n, dtype=np.int64))   # the usable images
         w.features(np.ones((n, 4), np.float32))
         w.neighbors(np.tile(np.arange(2, dtype=np.int64), (n, 1)), np.ones((n, 2), np.float32))
         w.coords("tsne", np.zeros((n, 2), np.float32))
@@ -147,10 +156,15 @@ def test_every_kind_round_trips(tmp_path):
     written = _tiny_run(tmp_path)
     run = Run(tmp_path)
     assert run.config == {"model": "m", "seed": 3}
-    assert run.dataset.count == 5 and run.dataset.labels.tolist() == [0, 1, 0, 1, 0]
-    assert np.array_equal(run.dataset.thumbs, written["thumbs"]) and isinstance(run.dataset.thumbs, np.memmap)
-    assert run.dataset.skipped == [{"path": "bad.png", "reason": "broken"}]
-    assert not (run.store.stage_dir("dataset") / "thumbs_all.npy").exists()  # the scratch file is gone
+    ds = run.dataset
+    assert ds.count == 6 and ds.usable_count == 5 and ds.labels.tolist() == [0, 1, 0, 1, 0, -1]
+    assert isinstance(ds.labels, np.memmap) and ds.desc(1) == "1.png" and ds.desc(5) == "bad \u00e9.png"
+    assert ds.usable.tolist() == [True] * 5 + [False] and ds.class_counts().tolist() == [3, 2, 0]
+    assert ds.skipped == [{"path": "dir/", "reason": "unreadable folder"}, {"path": "bad \u00e9.png", "reason": "broken"}]
+    th = run.thumbs
+    assert th.ids.tolist() == list(range(5)) and th.size == 8 and th.meta["sheets"] == 1
+    assert np.abs(th[2].astype(int) - written["thumbs"][2]).mean() < 40   # JPEG of the same pixels
+    assert th.path(4).is_file() and not th.has(5)
     assert [e.name for e in run.topk.layers] == ["f.conv", "c.fc"] and run.topk.entry("conv").name == "f.conv"
     assert run.topk.entry("f.conv").grid == (4, 4) and run.topk.entry("c.fc").grid == ()
     for name, (values, ids, pos, maxact) in written["arrays"].items():
@@ -199,17 +213,22 @@ def test_broken_artifacts_are_named(tmp_path):
         Run(tmp_path).topk.layer("f.conv")
     _replace(store, "topk", "f.conv/pos.npy", np.zeros((3, 2, 2), np.int32))
     _replace(store, "topk", "f.conv/ids.npy", np.full((3, 2), 99, np.int64))
-    with pytest.raises(ArtifactError, match=r"ids\.npy: image ids beyond the data set's 5 images"):
+    with pytest.raises(ArtifactError, match=r"ids\.npy: image ids beyond the data set's 6 images"):
         Run(tmp_path).topk.layer("f.conv")
     _replace(store, "topk", "f.conv/ids.npy", np.zeros((3, 2), np.int64))
     _replace(store, "topk", "f.conv/nonfinite.npy", np.zeros(4, np.int64))
     with pytest.raises(ArtifactError, match=r"nonfinite\.npy: dimension 0 is 4, expected 3"):
         Run(tmp_path).topk.layer("f.conv")
     _replace(store, "topk", "f.conv/nonfinite.npy", np.zeros(3, np.int64))
-    _replace(store, "dataset", "thumbs.npy", np.zeros((5, 8, 8, 3), np.float32))
-    with pytest.raises(ArtifactError, match=r"thumbs\.npy: expected uint8"):
+    _replace(store, "dataset", "labels.npy", np.zeros(5, np.int32))
+    with pytest.raises(ArtifactError, match=r"labels\.npy: dimension 0 is 5, expected 6"):
         Run(tmp_path).dataset
-    _replace(store, "dataset", "thumbs.npy", np.zeros((5, 8, 8, 3), np.uint8))
+    _replace(store, "dataset", "labels.npy", np.zeros(6, np.int32))
+    offsets = np.load(store.stage_dir("dataset") / "path_offsets.npy")
+    _replace(store, "dataset", "path_offsets.npy", np.arange(7, dtype=np.int64) * 1000)
+    with pytest.raises(ArtifactError, match=r"path_offsets\.npy: offsets end at 6000"):
+        Run(tmp_path).dataset
+    _replace(store, "dataset", "path_offsets.npy", offsets)
     _replace(store, "evidence/f.conv", "stats.json", [{"unit": 7}])
     with pytest.raises(ArtifactError, match=r"stats\.json: bad record"):
         Run(tmp_path).evidence("f.conv")
@@ -224,8 +243,8 @@ def test_broken_artifacts_are_named(tmp_path):
     _replace(store, "featvis/f.conv", "meta.json", {"priors": ["pixel", "dgn"]})
     with pytest.raises(ArtifactError, match=r"lists priors \['dgn'\] but their .npy files are missing"):
         Run(tmp_path).featvis("f.conv")
-    _replace(store, "maps", "neighbors.npy", np.full((5, 2), 5, np.int64))
-    with pytest.raises(ArtifactError, match=r"neighbors\.npy: image ids outside 0..4"):
+    _replace(store, "maps", "neighbors.npy", np.full((5, 2), 6, np.int64))
+    with pytest.raises(ArtifactError, match=r"neighbors\.npy: image ids outside 0..5"):
         Run(tmp_path).maps
     with pytest.raises(ValueError, match="do not agree"):
         featvis.write_prior(tmp_path, "pixel", np.zeros((2, 3, 4, 4, 3), np.uint8), np.zeros((2, 2)))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from atlas.artifacts import Run
 from atlas.config import Config
 from atlas.context import make_source
 from atlas.data.bigsources import ImageNetFolder, WebDatasetSource, named_classes
@@ -62,7 +63,7 @@ def test_imagenet_layout_lists_without_decoding_and_names_synsets(tmp_path):
     imagenet_tree(tmp_path / "imagenet")
     src = ImageNetFolder(tmp_path / "imagenet", split="val")
     assert len(src) == 9 and src.class_names == ["tench", "goldfish", "great white shark"]
-    assert src.descriptions[0] == "n01440764/n01440764_0.JPEG" and src.labels[:4] == [0, 0, 0, 1]
+    assert src.descriptions[0] == "n01440764/n01440764_0.JPEG" and src.labels[:4].tolist() == [0, 0, 0, 1]
     with pytest.raises(DataError, match="truncated"):   # found when decoded, not when listed
         src.load(src.descriptions.index("n01443537/n01443537_1.JPEG"))
     assert named_classes(["n1", "n2", "n3"], {"n1": "crane", "n2": "crane", "n3": "tench"}) == \
@@ -73,7 +74,7 @@ def test_webdataset_source_reads_members_by_offset(tmp_path):
     write_shards(tmp_path / "shards")
     src = make_source(Config(data=f"webdataset:{tmp_path}/shards/shard-{{000000..000001}}.tar"))
     assert isinstance(src, WebDatasetSource) and len(src) == 10
-    assert src.class_names == ["cat", "dog", "bird"] and src.labels[:3] == [0, 1, 2]
+    assert src.class_names == ["cat", "dog", "bird"] and src.labels[:3].tolist() == [0, 1, 2]
     assert src.descriptions[6] == "shard-000001.tar:s1_001.jpg"
     img = src.load(6)
     want = np.asarray(Image.open(io.BytesIO(_jpeg(picture(6)))).convert("RGB"))
@@ -108,14 +109,20 @@ def test_end_to_end_with_a_bad_file_reported(tmp_path, kind):
         count = 8
     res = run_atlas(data, tmp_path / "out", "data_split=val")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    ds = tmp_path / "out" / "stages" / "dataset"
-    skipped = json.loads((ds / "skipped.json").read_text())
-    assert [s["path"] for s in skipped] == [bad] and "truncated" in skipped[0]["reason"]
+    run = Run(tmp_path / "out")
+    # found at its first decode (the top-k pass), not by the listing; listed with its reason
+    assert json.loads((tmp_path / "out" / "stages" / "dataset" / "skipped.json").read_text()) == []
+    unusable = run.topk.unusable
+    assert [r["path"] for r in unusable] == [bad] and "truncated" in unusable[0]["reason"]
+    assert [s["path"] for s in run.dataset.skipped] == [bad]
     assert bad in res.stdout
-    images = json.loads((ds / "images.json").read_text())
-    assert images["count"] == count and np.load(ds / "thumbs.npy").shape[0] == count
+    assert run.dataset.count == count + 1 and run.dataset.usable_count == count
+    bad_id = unusable[0]["id"]
+    assert run.dataset.desc(bad_id) == bad and not run.dataset.usable[bad_id]
+    assert all(bad_id not in run.topk.layer(e.name).ids for e in run.topk.layers)
+    assert bad_id not in run.thumbs.ids
     if kind == "imagenet":
-        assert images["class_names"] == ["tench", "goldfish", "great white shark"]
+        assert run.dataset.class_names == ["tench", "goldfish", "great white shark"]
     assert (tmp_path / "out" / "site" / "index.html").is_file()
 
 

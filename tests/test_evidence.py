@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from atlas.config import Config
 from atlas.context import Context
+from atlas.data.loader import display_transform
 from atlas.data.world import SHAPES
 from atlas.evidence.gradcam import gradcam, split_head
 from atlas.evidence.heatmaps import overlay, unit_scale
@@ -19,6 +20,7 @@ from atlas.evidence.stats import selectivity, unit_statistics
 from atlas.models.checkpoint import prepare_for_probing
 from atlas.models.layers import extractor
 from atlas.stages import concepts, dataset, dissect, evidence, topk
+from atlas.stages.dataset import thumb_size
 from atlas.pipeline import run_stages
 from atlas.artifacts.store import RunStore, read_json
 
@@ -41,7 +43,7 @@ def _load(ctx, layer, name):
 
 def test_artifacts_follow_the_contract(run):
     n = read_json(run.store.stage_dir("dataset") / "images.json")["count"]
-    t = np.load(run.store.stage_dir("dataset") / "thumbs.npy").shape[1]
+    t = thumb_size(run)
     for info in run.layers:
         c, k = info.units, 4
         meta = read_json(run.store.stage_dir(f"evidence/{info.name}") / "meta.json")
@@ -80,7 +82,9 @@ def test_labels_by_layer_kind(run):
 def test_patches_are_the_field_of_the_max(run):
     """Each patch is the model's image cropped at the receptive field of the top-k position
     (within the codec's error: the stored views are JPEG)."""
-    thumbs = np.load(run.store.stage_dir("dataset") / "thumbs.npy")
+    view = display_transform(run.spec)   # what the model sees, 32 px: the world's images whole
+    thumbs = {int(i): view(run.source.load(int(i))).permute(1, 2, 0).numpy()
+              for i in np.unique(np.load(run.store.stage_dir("topk") / "features.conv3" / "ids.npy"))}
     rf = receptive_fields(run.model, 32, ["features.conv3"])["features.conv3"]
     top = run.store.stage_dir("topk") / "features.conv3"
     ids, pos = np.load(top / "ids.npy"), np.load(top / "pos.npy")

@@ -15,6 +15,7 @@ from atlas.evidence.patches import crop_patch
 from atlas.cli import main
 from atlas.figures import FigureError, RunArtifacts, build_grid, make_figure, parse_columns, parse_units
 from atlas.stages import figures as figures_stage
+from atlas.artifacts import Run
 from atlas.artifacts.store import RunStore, read_json
 from synthetic import make_run
 
@@ -75,7 +76,7 @@ def test_cells_hold_the_artifacts(run):
     conv5_ids, boxes = np.load(run / "stages/topk/features.conv5/ids.npy"), np.load(ev / "boxes.npy")
     view = decode((ev / "views" / f"{conv5_ids[2, 1]}.jpg").read_bytes())
     patch = crop_patch(view, boxes[2, 1], (8, 8), 64)   # the window of the stored view at the box
-    thumbs = np.load(run / "stages/dataset/thumbs.npy")
+    thumbs = Run(run).thumbs   # the paged images' thumbnails, decoded
     ids = np.load(run / "stages/topk/classifier.fc8/ids.npy")
     row, fc_row = grid.rows
     np.testing.assert_array_equal(row.cells[1].image, dgn[2, 1])

@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 
 from atlas import cli
+from atlas.artifacts import Run
+from atlas.config import Config
+from atlas.context import make_source
+from atlas.data.loader import display_transform
 from atlas.data.sources import DataError, FolderSource, read_image
+from atlas.models.registry import get_spec
 from robust_util import BLUE, HOSTILE_CLASSES, RED, bad_images, messy_folder, tree
 
 HOSTILE_TITLE = "</title><script>alert(1)</script>"
@@ -97,23 +102,24 @@ def test_unreadable_file_is_skipped(tmp_path):
 
 def test_run_finishes_on_the_good_images(messy_run):
     assert messy_run["rc"] == 0, messy_run["stderr"][-3000:]
-    ds = messy_run["out"] / "stages" / "dataset"
-    images = json.loads((ds / "images.json").read_text(encoding="utf-8"))
-    descs = [it["desc"] for it in images["items"]]
+    ds = Run(messy_run["out"]).dataset
+    descs = [ds.desc(i) for i in np.flatnonzero(ds.usable)]   # the images the top-k pass decoded
     good = [f"good/{n}" for n in messy_run["expect"]["good"]] + ["good/raw_\\xff.png"]
     hostile = [f"{c}/x.png" for c in HOSTILE_CLASSES]
     assert set(good + hostile) <= set(descs)
     assert not any(d.startswith("bad/") for d in descs if d != "bad/noperm.png")
-    assert set(HOSTILE_CLASSES) <= set(images["class_names"])
-    # the EXIF-rotated image reaches the model upright: red above blue, not beside it
-    thumbs = np.load(ds / "thumbs.npy")
-    t = thumbs[descs.index("good/exif6.jpg")]
+    assert set(HOSTILE_CLASSES) <= set(ds.class_names)
+    # the EXIF-rotated image reaches the model upright: red above blue, not beside it (the
+    # model's view, through the source and transform the top-k pass used)
+    src = make_source(Config(data=str(messy_run["data"])))
+    i = [ds.desc(j) for j in range(ds.count)].index("good/exif6.jpg")
+    t = display_transform(get_spec("worldnet"))(src.load(i)).permute(1, 2, 0).numpy()
     assert close(t[8, 16], RED, 30) and close(t[24, 16], BLUE, 30), (t[8, 16], t[24, 16])
 
 
 def test_skipped_files_are_listed_printed_and_shown(messy_run):
     out = messy_run["out"]
-    skipped = json.loads((out / "stages" / "dataset" / "skipped.json").read_text(encoding="utf-8"))
+    skipped = Run(out).dataset.skipped   # the listing's, then the files the top-k pass could not decode
     by_path = {s["path"]: s["reason"] for s in skipped}
     wanted = {f"bad/{n}": w for n, w in messy_run["expect"]["bad"].items()} | messy_run["expect"]["folders"]
     assert set(by_path) == set(wanted)
@@ -194,7 +200,7 @@ def test_no_usable_image_stops_with_a_clear_error(tmp_path, capsys):
     rc = cli.main(["run", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), *QUICK])
     err = capsys.readouterr().err
     assert rc == 2 and "no usable image" in err and "skipped" in err, err
-    assert not (tmp_path / "out" / "stages" / "dataset").exists()
+    assert not (tmp_path / "out" / "stages" / "topk").exists()   # found in the pass; the listing is kept
 
 
 def test_folder_without_images_fails_before_the_run_folder_exists(tmp_path, capsys):

@@ -71,8 +71,9 @@ def test_kills_at_every_stage_then_rerun_gives_identical_artifacts(tmp_path):
     want = {s: current(ref, s) for s in ("dataset", "topk")}
     assert old["dataset"] != want["dataset"]
 
-    # 1. while checking images: the old, finished dataset stage is kept as it was
-    rc, log = atlas(out, "dataset:image:50")
+    # 1. while writing the new listing (its files written, no manifest yet): the old, finished
+    # dataset stage is kept as it was
+    rc, log = atlas(out, "store:files-written")
     killed(rc, log)
     assert current(out, "dataset") == old["dataset"]
     assert any((out / "stages" / ".tmp").iterdir())  # the unfinished folder, under a temporary name

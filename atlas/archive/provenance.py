@@ -12,9 +12,10 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from atlas import __version__
 from atlas.artifacts import Run, RunStore
-from atlas.artifacts.dataset import read_info, read_skipped
 from atlas.artifacts.store import sha256_file
 
 PACKAGES = ("torch", "torchvision", "numpy", "matplotlib", "jinja2", "pillow", "faiss-gpu",
@@ -71,10 +72,10 @@ def data_folder(config: dict, dataset: dict) -> Path | None:
 
 def dataset_info(run_dir: Path, config: dict, hash_files: bool = True) -> dict:
     """The data set's fingerprint and its files (with sha256 where they are on disk)."""
-    store = RunStore(run_dir)
-    ds, skipped = read_info(store), read_skipped(store)
+    images = Run(run_dir).dataset
+    ds, skipped = images.info, images.skipped
     data = str(config.get("data", ""))
-    info: dict = {"name": ds.get("name"), "fingerprint": ds.get("fingerprint"), "count": ds.get("count"),
+    info: dict = {"name": ds.get("name"), "fingerprint": ds.get("fingerprint"), "count": images.usable_count, "listed": images.count,
                   "class_names": ds.get("class_names"), "skipped": len(skipped), "config_data": data}
     if data == "world":
         info["kind"] = "procedural"
@@ -92,9 +93,10 @@ def dataset_info(run_dir: Path, config: dict, hash_files: bool = True) -> dict:
     root = data_folder(config, ds)
     info["root"] = str(root) if root else None
     files = []
-    for item in ds["items"]:
-        entry = {"path": item["desc"], "label": item["label"]}
-        path = root / item["desc"] if root else None
+    for i in np.flatnonzero(images.usable).tolist():
+        desc = images.desc(i)
+        entry = {"path": desc, "label": int(images.labels[i])}
+        path = root / desc if root else None
         if path is not None and path.is_file():
             entry["bytes"] = path.stat().st_size
             if hash_files:

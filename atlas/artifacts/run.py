@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from atlas.artifacts import concepts, dataset, evidence, featvis, figures, maps, topk
+from atlas.artifacts import concepts, dataset, evidence, featvis, figures, maps, thumbs, topk
 from atlas.artifacts.store import RunStore
 
 REQUIRED = ("dataset", "topk")
@@ -34,7 +34,8 @@ class Run:
 
     @cached_property
     def dataset(self) -> dataset.Dataset:
-        return dataset.read(self.store)
+        """The listed images, with the ones the top-k pass found unusable."""
+        return dataset.read(self.store, self.topk.unusable if self.store.manifest("topk") else None)
 
     @cached_property
     def count(self) -> int:
@@ -44,6 +45,11 @@ class Run:
     @cached_property
     def topk(self) -> topk.Topk:
         return topk.read(self.store, self.count)
+
+    @cached_property
+    def thumbs(self) -> thumbs.Thumbs | None:
+        """Thumbnails of the paged images (None before the thumbs stage has run)."""
+        return thumbs.read(self.store)
 
     def featvis(self, layer: str) -> featvis.Featvis | None:
         return featvis.read(self.store, layer, self._units(layer))

@@ -27,7 +27,7 @@ MANIFEST = "manifest.json"
 FAULT_ENV = "ATLAS_FAULT"
 FORMAT_FILE = "format.json"   # in RUN/stages/: which layout of the artifacts this run has
 FORMAT_NAME = "atlas-run"
-FORMAT_VERSION = 2            # 2: topk stats/ streamed (no maxact.npy), evidence views/ (no patches.npy); bump when a stored artifact changes meaning or layout
+FORMAT_VERSION = 3            # 2: topk stats/ streamed (no maxact.npy), evidence views/ (no patches.npy); 3: dataset a listing (labels.npy, path table), thumbs stage; bump when a stored artifact changes meaning or layout
 INTERNAL = (".tmp", ".trash", ".partial")  # the store's working folders under stages/
 
 

@@ -4,6 +4,8 @@ dotted node name), each unit's top-k images: `values.npy` float32 (C, k), `ids.n
 conv map or a token grid, (0, 0) for a vector), `nonfinite.npy` int64 (C,) and `stats/`,
 the unit statistics streamed during the pass (one .npy per array of
 evidence/streamstats.UnitStats), so nothing of size images x units is stored.
+`unusable.json` `[{id, path, reason}]`: the listed images the pass could not decode, by id
+(source order); they are in no top-k and no statistic.
 
 A layer's `kind` is "conv", "fc" or any other name a model family brings (e.g. "tokens");
 its `shape` is (C, *grid), so readers never assume a 2-D map.
@@ -21,6 +23,7 @@ from atlas.artifacts.store import RunStore, read_json, write_json
 
 STAGE = "topk"
 LAYERS = "layers.json"
+UNUSABLE = "unusable.json"
 VALUES, IDS, POS, NONFINITE, STATS = "values.npy", "ids.npy", "pos.npy", "nonfinite.npy", "stats"
 
 
@@ -91,6 +94,16 @@ class Topk:
         self._cache: dict[str, TopkLayer] = {}
 
     @cached_property
+    def unusable(self) -> list[dict]:
+        """`[{id, path, reason}]`: images found unusable at first decode, by id."""
+        path = self.dir / UNUSABLE
+        rows = read_json(path) if path.is_file() else []
+        if not isinstance(rows, list) or any(not isinstance(r, dict) or not isinstance(r.get("id"), int)
+                                             for r in rows):
+            raise ArtifactError(f"{path}: expected a list of {{id, path, reason}}")
+        return rows
+
+    @cached_property
     def params(self) -> dict:
         """The stage's parameters as its manifest records them (model, weights, layers, k)."""
         return (self.store.manifest(STAGE) or {}).get("params", {})
@@ -128,6 +141,11 @@ def read(store: RunStore, n_images: int | None = None) -> Topk:
 
 def write_layers(out: Path, entries: list[LayerEntry]) -> None:
     write_json(Path(out) / LAYERS, [e.to_json() for e in entries])
+
+
+def write_unusable(out: Path, rows: list[dict]) -> None:
+    """`unusable.json`: `[{id, path, reason}]` in id order (also when empty)."""
+    write_json(Path(out) / UNUSABLE, sorted(rows, key=lambda r: r["id"]))
 
 
 def write_layer(out: Path, name: str, values: np.ndarray, ids: np.ndarray, pos: np.ndarray,

@@ -13,10 +13,12 @@ import io
 import os
 import re
 import tarfile
+from array import array
 from pathlib import Path
 
 import numpy as np
 
+from atlas.data.names import NameTable, ShownNames
 from atlas.data.sources import IMAGE_SUFFIXES, DataError, FolderSource, Source, display_text, open_image
 
 SYNSET = re.compile(r"^n\d{8}$")
@@ -108,23 +110,16 @@ class TorchvisionImageNet(Source):
             from atlas.data.sources import _spread
             index = _spread(index, limit)
         self.root = Path(ds.split_folder)
-        self.paths = [Path(ds.samples[i][0]) for i in index]
+        self.rels = NameTable(Path(ds.samples[i][0]).relative_to(self.root).as_posix() for i in index)
         self.synsets = list(ds.wnids)
         names = {w: c[0] for w, c in zip(ds.wnids, ds.classes)}
         super().__init__(name=f"torchvision:ImageNet:{split}", class_names=named_classes(self.synsets, names),
-                         labels=[int(ds.samples[i][1]) for i in index],
-                         descriptions=[display_text(p.relative_to(self.root).as_posix()) for p in self.paths])
+                         labels=np.fromiter((int(ds.samples[i][1]) for i in index), np.int32, len(index)),
+                         descriptions=ShownNames(self.rels))
 
     def load(self, index: int):
         from atlas.data.sources import read_image
-        return read_image(self.paths[index])
-
-    def subset(self, keep: list[int]) -> "TorchvisionImageNet":
-        out = object.__new__(TorchvisionImageNet)
-        out.root, out.synsets, out.paths = self.root, self.synsets, [self.paths[i] for i in keep]
-        Source.__init__(out, name=self.name, class_names=self.class_names, labels=[self.labels[i] for i in keep],
-                        descriptions=[self.descriptions[i] for i in keep], skipped=list(self.skipped))
-        return out
+        return read_image(self.root / self.rels[index])
 
 
 LABEL_EXTS = ("cls", "cls.txt", "label", "label.txt", "class", "target")
@@ -182,7 +177,8 @@ class WebDatasetSource(Source):
 
     def __init__(self, spec: str, limit: int | None = None):
         self.shards = shard_paths(spec)
-        shard_of, offsets, sizes, descs, labels = [], [], [], [], []
+        # compact from the start (arrays and a name table, no Python object per sample)
+        shard_of, offsets, sizes, labels, descs = array("i"), array("q"), array("q"), array("i"), NameTable()
         skipped: list[dict] = []
         for s, path in enumerate(self.shards):
             try:
@@ -199,17 +195,18 @@ class WebDatasetSource(Source):
                 sizes.append(member[1])
                 descs.append(f"{display_text(path.name)}:{display_text(key)}.{member[2]}")
                 labels.append(label)
-        if not descs:
+        if not len(descs):
             why = f"; {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ""
             raise DataError(f"no image samples in the WebDataset shards {spec}{why}")
-        keep = list(range(len(descs)))
-        if limit is not None:
-            from atlas.data.sources import _spread
-            keep = _spread(keep, limit)
-        self.shard_of = np.array([shard_of[i] for i in keep], np.int32)
-        self.offsets = np.array([offsets[i] for i in keep], np.int64)
-        self.sizes = np.array([sizes[i] for i in keep], np.int64)
-        top = max((lab for lab in labels if lab >= 0), default=-1)
+        keep = np.arange(len(descs))
+        if limit is not None and limit < len(descs):
+            keep = np.linspace(0, len(descs) - 1, limit).round().astype(np.int64)  # sources._spread
+            descs = descs.select(keep)
+        self.shard_of = np.frombuffer(shard_of, np.int32)[keep]
+        self.offsets = np.frombuffer(offsets, np.int64)[keep]
+        self.sizes = np.frombuffer(sizes, np.int64)[keep]
+        labels = np.frombuffer(labels, np.int32)[keep]
+        top = int(labels.max(initial=-1))
         names_file = self.shards[0].parent / "classes.txt"
         class_names = [str(c) for c in range(top + 1)]
         if names_file.is_file():
@@ -217,7 +214,7 @@ class WebDatasetSource(Source):
             if len(given) > top:
                 class_names = given
         super().__init__(name=f"webdataset({display_text(spec)})", class_names=class_names,
-                         labels=[labels[i] for i in keep], descriptions=[descs[i] for i in keep], skipped=skipped)
+                         labels=labels, descriptions=descs, skipped=skipped)
 
     @staticmethod
     def _index(path: Path) -> dict[str, tuple]:
@@ -261,10 +258,3 @@ class WebDatasetSource(Source):
             h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
-    def subset(self, keep: list[int]) -> "WebDatasetSource":
-        out = object.__new__(WebDatasetSource)
-        out.shards = self.shards
-        out.shard_of, out.offsets, out.sizes = self.shard_of[keep], self.offsets[keep], self.sizes[keep]
-        Source.__init__(out, name=self.name, class_names=self.class_names, labels=[self.labels[i] for i in keep],
-                        descriptions=[self.descriptions[i] for i in keep], skipped=list(self.skipped))
-        return out

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2 as T
 
-from atlas.data.sources import Source
+from atlas.data.sources import DataError, Source
 from atlas.models.spec import ModelSpec
 
 
@@ -53,6 +53,27 @@ class SourceDataset(Dataset):
         return self.transform(self.source.load(idx)), idx
 
 
+class CheckedDataset(SourceDataset):
+    """(tensor or None, id, reason) triples: an image that cannot be decoded gives None and
+    its reason instead of stopping the loader, so the first decode also checks it."""
+
+    def __getitem__(self, i: int):
+        idx = int(self.ids[i])
+        try:
+            return self.transform(self.source.load(idx)), idx, ""
+        except DataError as exc:
+            return None, idx, str(exc) or "cannot decode"
+
+
+def collate_checked(batch: list) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[int, str]]]:
+    """A batch of CheckedDataset items -> (stacked good images or None, their ids,
+    [(id, reason)] of the bad ones), in id order."""
+    good = [(x, i) for x, i, why in batch if not why]
+    bad = [(i, why) for _, i, why in batch if why]
+    x = torch.stack([g[0] for g in good]) if good else None
+    return x, torch.tensor([g[1] for g in good], dtype=torch.long), bad
+
+
 def die_with_parent(worker_id: int) -> None:
     """DataLoader `worker_init_fn`: a worker is killed when the process that started it dies.
 
@@ -71,6 +92,16 @@ def make_loader(source: Source, transform, batch_size: int, workers: int,
     return DataLoader(SourceDataset(source, transform, ids), batch_size=batch_size, shuffle=False,
                       num_workers=workers, pin_memory=pin_memory,
                       worker_init_fn=die_with_parent if workers > 0 else None, persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
+
+
+def make_checked_loader(source: Source, transform, batch_size: int, workers: int,
+                        ids: np.ndarray | None = None, pin_memory: bool = False) -> DataLoader:
+    """Like make_loader, yielding (images or None, ids, [(id, reason)]): the images that
+    decode and, with their reasons, the ones that do not (collate_checked)."""
+    return DataLoader(CheckedDataset(source, transform, ids), batch_size=batch_size, shuffle=False,
+                      num_workers=workers, pin_memory=pin_memory, collate_fn=collate_checked,
+                      worker_init_fn=die_with_parent if workers > 0 else None, persistent_workers=False,
+                      prefetch_factor=4 if workers > 0 else None)
 
 
 def to_display(spec: ModelSpec, tensor: torch.Tensor) -> np.ndarray:

@@ -12,11 +12,13 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from atlas.data import world
+from atlas.data.names import NameTable, ShownNames
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 MAX_PIXELS = 64_000_000  # larger images are refused as possible decompression bombs
@@ -124,12 +126,23 @@ def read_image(path: Path) -> Image.Image:
 
 @dataclass
 class Source:
-    """Base of all sources; subclasses fill the lists and implement `load`."""
+    """Base of all sources; subclasses fill the lists and implement `load`.
+
+    Per image a source keeps its label in an int32 array and its description in a compact
+    table (data/names.py), never a Python object per image: a source of a million images
+    costs a few tens of megabytes in every process that holds it."""
     name: str
     class_names: list[str]
-    labels: list[int]
-    descriptions: list[str]
+    labels: np.ndarray            # (N,) int32 class index, -1: unlabelled
+    descriptions: Sequence[str]   # a NameTable (or a view of one)
     skipped: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int32).reshape(-1)
+        if not isinstance(self.descriptions, (NameTable, ShownNames)):
+            self.descriptions = NameTable(self.descriptions)
+        if len(self.descriptions) != len(self.labels):
+            raise ValueError(f"{self.name}: {len(self.labels)} labels, {len(self.descriptions)} descriptions")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -145,9 +158,6 @@ class Source:
         except DataError as exc:
             return str(exc)
 
-    def subset(self, keep: list[int]) -> "Source":
-        raise NotImplementedError(f"{type(self).__name__} has no unusable images to drop")
-
     def fingerprint(self) -> str:
         h = hashlib.sha256(self.name.encode())
         for d, lab in zip(self.descriptions, self.labels):
@@ -161,10 +171,11 @@ class WorldSource(Source):
     def __init__(self, seed: int = 2, count: int = 3000, size: int = 32):
         self.seed, self.size = seed, size
         # labels are cheap without rendering pixels: replay the scene sampling only
-        labels = [world.sample_scene(np.random.default_rng([seed, i])).shape for i in range(count)]
+        labels = np.fromiter((world.sample_scene(np.random.default_rng([seed, i])).shape for i in range(count)),
+                             np.int32, count)
         super().__init__(name=f"world(seed={seed},count={count},size={size})",
                          class_names=list(world.SHAPES), labels=labels,
-                         descriptions=[f"world:{seed}:{i}" for i in range(count)])
+                         descriptions=NameTable(f"world:{seed}:{i}" for i in range(count)))
 
     def load(self, index: int) -> Image.Image:
         return Image.fromarray(world.render(self.seed, index, self.size)[0])
@@ -173,13 +184,14 @@ class WorldSource(Source):
         return world.render(self.seed, index, self.size)[1]
 
 
-def _walk_images(root: Path) -> tuple[list[Path], list[dict]]:
-    """Image files under root, sorted, and the folders that were not scanned, with why.
+def _walk_images(root: Path) -> tuple[NameTable, list[dict]]:
+    """Image files under root (their paths relative to it, in a compact table), sorted, and
+    the folders that were not scanned, with why.
 
     Symbolic links to folders outside the data folder are followed; a link back into the
     data folder (a loop, or a second path to a folder already scanned) is reported and not
     followed, so no image is counted twice and no walk runs forever."""
-    found: list[Path] = []
+    found = NameTable()
     problems: list[dict] = []
     real_root = root.resolve()
     seen = {_ident(root)}
@@ -203,9 +215,11 @@ def _walk_images(root: Path) -> tuple[list[Path], list[dict]]:
             seen.add(_ident(p))
             keep.append(d)
         dirnames[:] = keep
+        folder = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        prefix = "" if folder == "." else folder + "/"
         for f in sorted(filenames):
-            if Path(f).suffix.lower() in IMAGE_SUFFIXES:
-                found.append(Path(dirpath) / f)
+            if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES:
+                found.append(prefix + f)
     return found, problems
 
 
@@ -240,42 +254,37 @@ class FolderSource(Source):
         root = Path(root)
         if not root.is_dir():
             raise DataError(f"data folder not found: {root}")
-        paths, problems = _walk_images(root)
-        if not paths:
+        rels, problems = _walk_images(root)
+        if not len(rels):
             why = f"; {problems[0]['path']}: {problems[0]['reason']}" if problems else ""
             raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}{why}")
-        rels = [p.relative_to(root) for p in paths]
-        classes = sorted({r.parts[0] for r in rels if len(r.parts) > 1})
-        if limit is not None:
-            keep = _spread(list(range(len(paths))), limit)
-            paths, rels = [paths[i] for i in keep], [rels[i] for i in keep]
+        if limit is not None and limit < len(rels):
+            rels = rels.select(_spread(list(range(len(rels))), limit))
+        # the class of a file is its first folder (files at the top have none: -1)
+        classes = sorted({r.split("/", 1)[0] for r in rels if "/" in r})
         class_index = {c: i for i, c in enumerate(classes)}
-        self.root, self.paths = root, paths
+        labels = np.fromiter((class_index[r.split("/", 1)[0]] if "/" in r else -1 for r in rels), np.int32, len(rels))
+        self.root, self.rels = root, rels
         super().__init__(name=f"folder({display_text(str(root.resolve()))})",
-                         class_names=[display_text(c) for c in classes],
-                         labels=[class_index[r.parts[0]] if len(r.parts) > 1 else -1 for r in rels],
-                         descriptions=[display_text(r.as_posix()) for r in rels], skipped=problems)
+                         class_names=[display_text(c) for c in classes], labels=labels,
+                         descriptions=ShownNames(rels), skipped=problems)
+
+    def path(self, index: int) -> Path:
+        """The file of image `index`."""
+        return self.root / self.rels[index]
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(super().fingerprint().encode())
-        for p in self.paths:
+        for rel in self.rels:
             try:
-                st = p.stat()
+                st = (self.root / rel).stat()
                 h.update(f"{st.st_size}:{st.st_mtime_ns}\n".encode())
             except OSError:
                 h.update(b"missing\n")
         return h.hexdigest()
 
     def load(self, index: int) -> Image.Image:
-        return read_image(self.paths[index])
-
-    def subset(self, keep: list[int]) -> "FolderSource":
-        out = object.__new__(FolderSource)
-        out.root, out.paths = self.root, [self.paths[i] for i in keep]
-        Source.__init__(out, name=self.name, class_names=self.class_names,
-                        labels=[self.labels[i] for i in keep],
-                        descriptions=[self.descriptions[i] for i in keep], skipped=list(self.skipped))
-        return out
+        return read_image(self.path(index))
 
 
 def _spread(items: list, limit: int) -> list:

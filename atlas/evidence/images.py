@@ -1,10 +1,6 @@
 """Images for the evidence passes: display pixels (what the model sees, as uint8) and the
-matching model input.
-
-When the dataset stage's thumbnails are already at the model's input size (the world,
-CIFAR), they are exactly the display images, so no file is decoded again; otherwise the
-images are loaded through the source with the model's geometric preprocessing.
-"""
+matching model input, loaded through the source with the model's geometric preprocessing
+(DataLoader workers). Only the images a pass needs are decoded (top images, the map sample)."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -12,25 +8,13 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from atlas.artifacts.dataset import read_thumbs
 from atlas.data.loader import display_transform, make_loader
 from atlas.models.spec import ModelSpec
-
-
-def thumbs(ctx) -> np.ndarray:
-    """The dataset stage's thumbnails (N, t, t, 3), memory-mapped."""
-    return read_thumbs(ctx.store)
 
 
 def display_batches(ctx, ids: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """(ids, uint8 images (B, 3, S, S) at the model's input size S), in the order of `ids`."""
     ids = np.asarray(ids, dtype=np.int64)
-    small = thumbs(ctx)
-    if small.shape[1] == ctx.spec.input_size:
-        for start in range(0, len(ids), batch_size):
-            part = ids[start:start + batch_size]
-            yield part, torch.from_numpy(np.ascontiguousarray(small[part])).permute(0, 3, 1, 2)
-        return
     loader = make_loader(ctx.source, display_transform(ctx.spec), batch_size, ctx.cfg.workers, ids=ids)
     for x, part in loader:
         yield part.numpy(), x

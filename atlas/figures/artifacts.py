@@ -1,7 +1,7 @@
 """What a figure can show of a unit, read from a run's artifacts only (never torch).
 
 A layer always has its top-k list (`stages/topk`) and the data set's thumbnails
-(`stages/dataset/thumbs.npy`). Feature visualizations (`stages/featvis/<layer>`), top
+(`stages/thumbs`, the paged images' thumbnails, which include every top-k image). Feature visualizations (`stages/featvis/<layer>`), top
 patches and labels (`stages/evidence/<layer>`) are used when their stage finished, so a
 figure degrades to top images when only the data-set pass ran.
 """
@@ -16,6 +16,7 @@ import numpy as np
 
 from atlas.artifacts import Run, RunNotReadyError
 from atlas.artifacts.pictures import PatchArray
+from atlas.artifacts.thumbs import Thumbs
 
 
 class FigureError(ValueError):
@@ -47,7 +48,7 @@ class LayerArtifacts:
     units: int
     topk_ids: np.ndarray      # (C, k)
     topk_values: np.ndarray   # (C, k)
-    thumbs: np.ndarray        # (N, t, t, 3), memory-mapped
+    thumbs: Thumbs            # thumbs[image id] -> (t, t, 3) for the paged images
     featvis: dict[str, FeatVis] = field(default_factory=dict)
     patches: PatchArray | None = None   # patches[unit, rank] -> (P, P, 3): cut from the stored views
     labels: dict[int, dict] = field(default_factory=dict)
@@ -82,8 +83,11 @@ class RunArtifacts:
         self._cache: dict[str, LayerArtifacts] = {}
 
     @property
-    def thumbs(self) -> np.ndarray:
-        return self.run.dataset.thumbs
+    def thumbs(self) -> Thumbs:
+        thumbs = self.run.thumbs
+        if thumbs is None:
+            raise FigureError(f"{self.root} has no finished thumbs stage (run `atlas run` to finish it)")
+        return thumbs
 
     def resolve(self, name: str) -> dict:
         """layers.json entry of a node name or alias; unknown names list the choices."""

@@ -3,9 +3,8 @@
 Feature visualizations (per unit one PNG strip of all priors' seeds; pages pick a tile
 with CSS) were encoded by the featvis stage, evidence pictures (top images' views, grid
 sprite strips) by the evidence stage: both are hard-linked or copied, never encoded again;
-their key is the file's checksum in the stage manifest. Data-set thumbnails are still
-encoded here: a thumbnail's key is the manifest checksum of the array plus the image; its
-content hash covers exactly the image's pixels, so only changed images are re-encoded.
+their key is the file's checksum in the stage manifest. So are the data-set thumbnails
+and the maps' sprite sheets of them, encoded by the thumbs stage for the paged images only.
 """
 from __future__ import annotations
 
@@ -15,50 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from atlas.render import names
-from atlas.render.datafiles import SHEET_COLS, SHEET_PER
 from atlas.render.gather import SiteData
-from atlas.render.jobs import Job, Maker, hash_bytes
-from atlas.evidence.png import ENCODER_VERSION, encode_png, sheet
+from atlas.render.jobs import Job, Maker
 from atlas.render.tiles import tile_groups
 from atlas.resources import resource_dir
-
-
-class ThumbMaker(Maker):
-    """Data image i as a PNG."""
-    kind = "image"
-
-    def __init__(self, thumbs: np.ndarray, sha: str):
-        self.thumbs, self.sha = thumbs, sha
-
-    def key(self, i: int) -> str:
-        return f"{self.sha}:{i}:{ENCODER_VERSION}"
-
-    def content(self, i: int) -> str:
-        return hash_bytes(np.ascontiguousarray(self.thumbs[i]))
-
-    def produce(self, i: int) -> bytes:
-        return encode_png(np.asarray(self.thumbs[i]))
-
-
-class SheetMaker(ThumbMaker):
-    """Sprite sheet s of the paged data images (slot j holds image `ids[j]`), for the maps."""
-
-    def __init__(self, thumbs: np.ndarray, sha: str, ids: np.ndarray):
-        super().__init__(thumbs, sha)
-        self.ids = np.asarray(ids, dtype=np.int64)
-        self.ids_key = hashlib.blake2b(self.ids.tobytes(), digest_size=8).hexdigest()
-
-    def _range(self, s: int) -> np.ndarray:
-        return self.ids[s * SHEET_PER:(s + 1) * SHEET_PER]
-
-    def key(self, s: int) -> str:
-        return f"{self.sha}:sheet{s}:{self.ids_key}:{SHEET_COLS}:{ENCODER_VERSION}"
-
-    def content(self, s: int) -> str:
-        return hash_bytes(np.ascontiguousarray(self.thumbs[self._range(s)]))
-
-    def produce(self, s: int) -> bytes:
-        return encode_png(sheet(np.asarray(self.thumbs[self._range(s)]), SHEET_COLS))
 
 
 class FileMaker(Maker):
@@ -83,18 +42,23 @@ class FileMaker(Maker):
 
 class LinkMaker(FileMaker):
     """An image a stage encoded (a feature-visualization strip, a top image's view, a grid
-    sprite strip), put in the site as is: hard-linked, or copied where links are not
-    possible; never re-encoded."""
+    sprite strip, a data-set thumbnail), put in the site as is: hard-linked, or copied
+    where links are not possible; never re-encoded."""
     kind = "linked"
 
 
 def data_image_jobs(data: SiteData, with_sheets: bool) -> list[Job]:
-    """A thumbnail per paged image (data.paged), and sprite sheets of them for the maps."""
-    thumbs = ThumbMaker(data.thumbs, data.thumbs_sha)
-    jobs = [Job(names.data_png(int(i)), thumbs, int(i)) for i in data.paged]
+    """A thumbnail per paged image (data.paged) and, for the maps, the sprite sheets of
+    them, as the thumbs stage encoded them (slot j of the sheets is its image j)."""
+    thumbs = data.thumbs
+    if thumbs is None:
+        return []
+    maker = LinkMaker()
+    jobs = [Job(names.data_thumb(int(i)), maker, (thumbs.path(int(i)), thumbs.sha.get(thumbs.rel(int(i)), "")))
+            for i in data.paged]
     if with_sheets:
-        sheets = SheetMaker(data.thumbs, data.thumbs_sha, data.paged)
-        jobs += [Job(names.sheet_png(s), sheets, s) for s in range(-(-len(data.paged) // SHEET_PER))]
+        jobs += [Job(names.data_sheet(s), maker, (thumbs.dir / rel, thumbs.sha.get(rel, "")))
+                 for s, rel in enumerate(thumbs.sheet_rels())]
     return jobs
 
 

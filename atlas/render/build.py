@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
@@ -216,13 +217,11 @@ def plan_site(data: SiteData, planner: Planner, layer_views: list[views.LayerVie
     paged = data.paged.tolist()  # only images someone can reach get a page (see SiteData.paged)
     planner.pages("image.html", lambda i, r: views.image_context(data, layer_views, member, paged, i, r), everything,
                   [(names.image_page(i), i) for i in paged])
-    items = data.dataset["items"]
+    labels = np.asarray(data.labels)
     by_class: dict[int, list[int]] = {}
     for i in paged:
-        by_class.setdefault(items[i]["label"], []).append(i)
-    class_total: dict[int, int] = {}
-    for item in items:
-        class_total[item["label"]] = class_total.get(item["label"], 0) + 1
+        by_class.setdefault(int(labels[i]), []).append(i)
+    class_total = dict(enumerate(data.images.class_counts()[:len(data.class_names)].tolist()))
     planner.pages("class.html", lambda lb, r: views.class_context(data, layer_views, lb, by_class.get(lb, []), r,
                                                                   class_total.get(lb, 0)),
                   everything, [(names.class_page(lb, cname), lb) for lb, cname in enumerate(data.class_names)])
@@ -245,7 +244,7 @@ def layer_page(data: SiteData, view: views.LayerView) -> dict:
 def map_page(data: SiteData, view: views.LayerView | None) -> dict:
     if view is None:
         maps = data.maps
-        return {"kind": "images", "layer": None, "count": len(data.thumbs),
+        return {"kind": "images", "layer": None, "count": data.image_count,
                 "layouts": [k for k in ("tsne", "umap") if k in maps.coords],
                 "layout_text": " or ".join(n for k, n in (("tsne", "t-SNE"), ("umap", "UMAP")) if k in maps.coords),
                 "classes": data.class_names, "meta": [[str(k), str(v)] for k, v in sorted(maps.meta.items())]}

@@ -11,12 +11,11 @@ import json
 
 import numpy as np
 
+from atlas.artifacts.thumbs import SHEET_COLS, SHEET_PER
 from atlas.render import names
 from atlas.render.gather import SiteData
 from atlas.render.views import LayerView
 
-SHEET_COLS = 16
-SHEET_PER = SHEET_COLS * SHEET_COLS
 
 
 def js_assign(name: str, obj) -> str:
@@ -39,7 +38,7 @@ def grid_modes(view: LayerView) -> list[dict]:
     from `offset`; `only` lists the units that have one when they are not 0..count-1). Evidence: sprite strips of `per` units (`base + floor(u / per) + ext`,
     tile u % per). `heat`: the top image tiles with each unit's heat grid drawn over them, the
     grids in the data file `heat` (heat_data). `byImage`: one thumbnail per top image
-    (`base + image id + .png`)."""
+    (`base + image id + ext`)."""
     refs = view.tiles
     fv = view.data.featvis
     priors = (["dgn"] if fv and "dgn" in fv.priors else []) + [p for p in (fv.priors if fv else []) if p != "dgn"]
@@ -60,7 +59,7 @@ def grid_modes(view: LayerView) -> list[dict]:
                       "ext": "." + r.ext, "per": r.per, "n": r.per, "offset": 0, "count": r.units,
                       "heat": names.layer_heat(view.ref["slug"])})
     if "top" not in refs:
-        modes.append({"id": "top", "name": "top image", "long": "top image", "base": "img/data/", "ext": ".png",
+        modes.append({"id": "top", "name": "top image", "long": "top image", "base": "img/data/", "ext": "." + names.THUMB_EXT,
                       "per": 0, "n": 1, "offset": 0, "count": view.ref["units"], "byImage": True})
     return modes
 
@@ -141,16 +140,15 @@ def tile_size(flat_xy: list[int], sample: int = 1000) -> int:
 
 
 def sheets_info(data: SiteData) -> dict:
-    n = len(data.paged)
-    return {"files": [names.sheet_png(s) for s in range(-(-n // SHEET_PER))], "per": SHEET_PER,
-            "cols": SHEET_COLS, "tile": int(data.thumbs.shape[1])}
+    n = len(data.thumbs.ids) if data.thumbs is not None else 0
+    return {"files": [names.data_sheet(s) for s in range(-(-n // SHEET_PER))], "per": SHEET_PER,
+            "cols": SHEET_COLS, "tile": data.thumb_size}
 
 
 def image_map_data(data: SiteData) -> dict:
     maps = data.maps
-    items = data.dataset["items"]
     ids = maps.ids
-    labels = [items[int(i)]["label"] for i in ids]
+    labels = np.asarray(data.labels)[np.asarray(ids, np.int64)].tolist()
     layouts = [{"id": kind, "name": {"tsne": "t-SNE", "umap": "UMAP"}[kind], "xy": _norm_xy(maps.coords[kind])}
                for kind in ("tsne", "umap") if kind in maps.coords]
     for lay in layouts:
@@ -177,7 +175,7 @@ def unit_map_data(data: SiteData, view: LayerView) -> dict:
 
 
 def search_index(data: SiteData, views: list[LayerView]) -> dict:
-    return {"urls": names.URLS, "images": len(data.thumbs), "paged": data.paged.tolist(), "layers": [{"slug": v.ref["slug"], "short": v.ref["short"], "name": v.ref["name"],
+    return {"urls": names.URLS, "images": data.image_count, "paged": data.paged.tolist(), "layers": [{"slug": v.ref["slug"], "short": v.ref["short"], "name": v.ref["name"],
                         "units": v.ref["units"],
                         "labels": [str(r["label"]) if r else "" for r in v.labels] if any(v.labels) else None}
                        for v in views],

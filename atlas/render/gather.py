@@ -4,7 +4,8 @@ Only `dataset` and `topk` are required. `featvis/<layer>`, `evidence/<layer>`, `
 and `figures/<layer>` are read when their stage finished (a valid manifest) and left out
 otherwise, so a partial run still renders. An artifact that is present but breaks the
 contract in ARCHITECTURE.md (wrong shape or dtype) is an error naming the file.
-Large arrays are memory-mapped; nothing here decodes or encodes images.
+Large arrays are memory-mapped; nothing here decodes or encodes images. The image list is
+read compactly (labels as an array, a description only when a page asks for it).
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from atlas.artifacts import ArtifactError, Run, RunStore
+from atlas.artifacts.dataset import Dataset
+from atlas.artifacts.thumbs import Thumbs, paged_ids
 from atlas.artifacts.evidence import Evidence
 from atlas.artifacts.featvis import Featvis
 from atlas.artifacts.maps import Maps as MapsData
@@ -75,12 +78,12 @@ class StageInfo:
 class SiteData:
     run_dir: Path
     config: dict
-    dataset: dict             # images.json
+    dataset: dict             # images.json (name, fingerprint, class names, count)
+    images: Dataset           # labels (N,), descriptions by id, which are usable
     skipped: list
     layers: list[LayerData]
     stages: list[StageInfo]
-    thumbs: np.ndarray        # (N, t, t, 3)
-    thumbs_sha: str
+    thumbs: Thumbs | None     # the paged images' thumbnails (None before the thumbs stage ran)
     maps: MapsData | None = None
     weights: str | None = None
 
@@ -91,19 +94,31 @@ class SiteData:
     @cached_property
     def paged(self) -> np.ndarray:
         """Ascending ids of the images that get a page and a thumbnail: those in some unit's
-        top-k, in the image map's sample, or a map neighbour of one. Every other image is
-        counted, not paged, so the site grows with units, not with images."""
-        parts = [np.asarray(layer.topk_ids).ravel() for layer in self.layers]
-        if self.maps is not None:
-            parts.append(np.asarray(self.maps.ids).ravel())
-            if self.maps.neighbors is not None:
-                parts.append(np.asarray(self.maps.neighbors).ravel())
-        ids = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-        return ids[ids >= 0].astype(np.int64)
+        top-k, in the image map's sample, or a map neighbour of one (artifacts.thumbs.paged_ids,
+        the set the thumbs stage encoded). Every other image is counted, not paged, so the
+        site grows with units, not with images."""
+        maps = self.maps
+        return paged_ids([layer.topk_ids for layer in self.layers], None if maps is None else maps.ids,
+                         None if maps is None else maps.neighbors)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) class index of every listed image (-1: unlabelled)."""
+        return self.images.labels
+
+    @property
+    def image_count(self) -> int:
+        """Usable images of the data set (listed, less those the top-k pass could not decode)."""
+        return self.images.usable_count
+
+    @property
+    def thumb_size(self) -> int:
+        return self.thumbs.size if self.thumbs is not None else 0
 
     def slots(self, ids) -> np.ndarray:
-        """Positions of paged image `ids` in `paged` (their sprite-sheet slots)."""
-        return np.searchsorted(self.paged, np.asarray(ids, dtype=np.int64))
+        """Sprite-sheet slots of paged image `ids`: their positions in the thumbs stage's ids."""
+        held = self.thumbs.ids if self.thumbs is not None else self.paged
+        return np.searchsorted(held, np.asarray(ids, dtype=np.int64))
 
     @cached_property
     def class_names(self) -> list[str]:
@@ -111,11 +126,11 @@ class SiteData:
 
     def inputs_key(self, layer: str | None = None) -> str:
         """Identity of what a page reads: every stage and the config (layer=None), or the
-        stages one layer's pages read (dataset, topk, maps and that layer's own stages)."""
+        stages one layer's pages read (dataset, topk, maps, thumbs and that layer's own stages)."""
         parts = []
         for s in self.stages:
             top = s.name.split("/")[0]
-            if layer is None or top in ("dataset", "topk", "maps") or s.name.split("/", 1)[-1] == layer \
+            if layer is None or top in ("dataset", "topk", "maps", "thumbs") or s.name.split("/", 1)[-1] == layer \
                     or s.name == "figures":
                 parts.append((s.name, s.identity))
         if layer is None:
@@ -182,7 +197,13 @@ def gather(run_dir: Path) -> SiteData:
     slugs = [layer.slug for layer in layers]
     if len(set(slugs)) != len(slugs):
         raise ArtifactError(f"{top.dir / 'layers.json'}: layer names repeat: {slugs}")
-    return SiteData(
-        run_dir=Path(run_dir), config=run.config, dataset=ds.info, skipped=ds.skipped, layers=layers,
-        stages=[_stage_info(store, s) for s in store.completed()], thumbs=ds.thumbs,
-        thumbs_sha=ds.sha.get("thumbs.npy", ""), maps=run.maps, weights=top.params.get("weights"))
+    data = SiteData(
+        run_dir=Path(run_dir), config=run.config, dataset=ds.info, images=ds, skipped=ds.skipped, layers=layers,
+        stages=[_stage_info(store, s) for s in store.completed()], thumbs=run.thumbs, maps=run.maps,
+        weights=top.params.get("weights"))
+    if data.thumbs is not None:
+        missing = np.setdiff1d(data.paged, data.thumbs.ids)
+        if len(missing):
+            raise ArtifactError(f"{data.thumbs.dir}: no thumbnail of paged image {int(missing[0])} "
+                                f"({len(missing)} missing); rerun `atlas run` to redo the thumbs stage")
+    return data

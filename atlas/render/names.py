@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from atlas.artifacts.thumbs import EXT as THUMB_EXT
+
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -60,8 +62,9 @@ def class_page(index: int, name: str) -> str:
     return f"classes/{index}-{safe_name(name, 40)}.html"
 
 
-def data_png(image_id: int) -> str:
-    return f"img/data/{image_id}.png"
+def data_thumb(image_id: int) -> str:
+    """A paged image's thumbnail, as the thumbs stage encoded it."""
+    return f"img/data/{image_id}.{THUMB_EXT}"
 
 
 def view_file(image_id: int, ext: str) -> str:
@@ -69,8 +72,9 @@ def view_file(image_id: int, ext: str) -> str:
     return f"img/view/{image_id}.{ext}"
 
 
-def sheet_png(index: int) -> str:
-    return f"img/sheets/data-{index}.png"
+def data_sheet(index: int) -> str:
+    """Sprite sheet `index` of the paged images' thumbnails (the thumbs stage's sheets)."""
+    return f"img/sheets/data-{index}.{THUMB_EXT}"
 
 
 def figure_file(slug: str, unit: int, ext: str) -> str:

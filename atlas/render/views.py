@@ -82,7 +82,7 @@ def _unit_thumb(refs: dict, u: int, top_id: int | None) -> dict | None:
         if ref is not None and ref.has(u):
             return {"src": ref.src(u), "n": ref.n_of(u), "j": ref.j_of(u)}
     if top_id is not None:
-        return {"src": names.data_png(top_id), "n": 1, "j": 0}
+        return {"src": names.data_thumb(top_id), "n": 1, "j": 0}
     return None
 
 
@@ -155,7 +155,7 @@ def make_layer_view(data: SiteData, layer: LayerData) -> LayerView:
     ids = np.asarray(layer.topk_ids)
     values = np.asarray(layer.topk_values, dtype=np.float64)
     c, k = ids.shape
-    labels_of_image = np.array([it["label"] for it in data.dataset["items"]], dtype=np.int64)
+    labels_of_image = np.asarray(data.labels, dtype=np.int64)
     n_classes = max(1, len(data.class_names))
     top_labels = np.where(ids >= 0, labels_of_image[np.clip(ids, 0, None)], -1)
     flat = (np.arange(c)[:, None] * n_classes + np.clip(top_labels, 0, None))[top_labels >= 0]
@@ -241,16 +241,16 @@ def field_notes(meta: dict) -> list[str]:
 
 def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") -> dict:
     layer, slug, short = view.data, view.ref["slug"], view.ref["short"]
-    items = data.dataset["items"]
+    labels = data.labels
     ev = layer.evidence
     pics = ev.pictures if ev is not None else None
     whole = None if pics is None else pics.meta.get("patches") == "view"   # the field is the whole image
     top = []
     for j, (i, v) in enumerate(zip(view.ids[u], view.values[u])):
-        src = root + (names.view_file(i, pics.ext) if pics else names.data_png(i))
+        src = root + (names.view_file(i, pics.ext) if pics else names.data_thumb(i))
         rank = view.ranks[u][j] if view.ranks else j
         top.append({"id": i, "href": root + names.image_page(i), "src": src,
-                    "cap": f"#{j + 1} · {fmt(v)}", "cls": class_name(data, items[i]["label"]),
+                    "cap": f"#{j + 1} · {fmt(v)}", "cls": class_name(data, int(labels[i])),
                     "patch": patch_style(pics.geometry, view.extra["boxes"][u, rank], src) if whole is False else None,
                     "heat": heat_attrs(view.extra["heat"][u, rank]) if pics is not None and pics.heat is not None
                     else None})
@@ -295,7 +295,7 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
         "label": label, "stats": stats, "max": fmt(maxv), "top": top,
         "nonfinite": int(layer.nonfinite[u]) if layer.nonfinite is not None else (stats or {}).get("nonfinite", 0),
         "dead": bool(layer.dead[u]) if layer.dead is not None else bool((stats or {}).get("dead")),
-        "n_images": len(items),
+        "n_images": data.image_count,
         "patch": pics is not None, "heat": pics is not None and pics.heat is not None, "whole_field": bool(whole),
         "field_notes": field_notes(pics.meta if pics else {}),
         "patch_px": pics.geometry.patch_size if pics else 0, "view_px": pics.geometry.display_size if pics else 0,
@@ -342,16 +342,15 @@ def topk_membership(views: list[LayerView]) -> list[dict[int, list[tuple[float, 
 
 def image_context(data: SiteData, views: list[LayerView], member: list, paged: list[int], i: int,
                   root: str = "../") -> dict:
-    items = data.dataset["items"]
-    item = items[i]
+    labels = data.labels
     neighbors = []
     maps = data.maps
     row = maps.row_of(i) if maps is not None and maps.neighbors is not None else None
     if row is not None:
         nb = maps.neighbors[row].tolist()
         ds = maps.distances[row].tolist() if maps.distances is not None else [None] * len(nb)
-        neighbors = [{"id": j, "d": fmt(d), "cls": class_name(data, items[j]["label"]),
-                      "href": root + names.image_page(j), "src": root + names.data_png(j)}
+        neighbors = [{"id": j, "d": fmt(d), "cls": class_name(data, int(labels[j])),
+                      "href": root + names.image_page(j), "src": root + names.data_thumb(j)}
                      for j, d in zip(nb, ds) if j >= 0]
     excites = []
     for li, view in enumerate(views):
@@ -362,9 +361,9 @@ def image_context(data: SiteData, views: list[LayerView], member: list, paged: l
                                      "name": f"{view.ref['short']}:{u}"}
                                     for _, u in sorted(entries, key=lambda e: e[1])[:24]],
                         "topk_count": len(entries)})
-    label = item["label"]
+    label = int(labels[i])
     at = bisect.bisect_left(paged, i)  # paged: data.paged as a list
-    src, shown = root + names.data_png(i), f"thumbnail, {int(data.thumbs.shape[1])} px"
+    src, shown = root + names.data_thumb(i), f"thumbnail, {data.thumb_size} px"
     for li, view in enumerate(views):
         pics = view.data.evidence.pictures if view.data.evidence is not None else None
         if pics is not None and member[li].get(i):
@@ -373,7 +372,7 @@ def image_context(data: SiteData, views: list[LayerView], member: list, paged: l
             break
     return {"id": i, "cls": class_name(data, label), "shown": shown, "cls_href": root + names.class_page(label, data.class_names[label])
             if label >= 0 and label < len(data.class_names) else None,
-            "desc": str(item.get("desc", "")), "src": src, "neighbors": neighbors,
+            "desc": data.images.desc(i), "src": src, "neighbors": neighbors,
             "excites": excites, "has_map": bool(maps and maps.coords),
             "prev": paged[at - 1] if at > 0 else None,
             "next": paged[at + 1] if at + 1 < len(paged) else None}
@@ -392,7 +391,7 @@ def class_context(data: SiteData, views: list[LayerView], label: int, images: li
         units.append({"layer": view.ref, "k": view.k,
                       "units": [card(view, int(u), f"{int(counts[u])}/{view.k} top images", root) for u in cand]})
     return {"label": label, "name": data.class_names[label], "count": len(images) if total is None else total,
-            "paged": len(images), "images": [{"id": i, "src": root + names.data_png(i), "href": root + names.image_page(i)}
+            "paged": len(images), "images": [{"id": i, "src": root + names.data_thumb(i), "href": root + names.image_page(i)}
                        for i in images[:CLASS_IMAGES]],
             "units": units, "has_map": bool(data.maps and data.maps.coords)}
 
@@ -410,7 +409,7 @@ def layer_summary(view: LayerView) -> dict:
 
 
 def home_context(data: SiteData, views: list[LayerView]) -> dict:
-    order = {"dataset": 0, "topk": 1, "featvis": 2, "evidence": 3, "maps": 4, "figures": 5}
+    order = {"dataset": 0, "topk": 1, "featvis": 2, "evidence": 3, "maps": 4, "thumbs": 5, "figures": 6}
     ranked = sorted(data.stages, key=lambda s: (order.get(s.name.split("/")[0], 9), s.name))
     stages = [{"name": s.name, "key": s.key, "finished": s.finished, "seconds": num(s.seconds)
                if s.seconds is not None else None, "files": s.files, "bytes": s.bytes,
@@ -420,7 +419,7 @@ def home_context(data: SiteData, views: list[LayerView]) -> dict:
     return {"layers": [layer_summary(v) for v in views], "stages": stages, "config": config,
             "skipped": [{"path": str(s.get("path", "")), "reason": str(s.get("reason", ""))} for s in data.skipped],
             "dataset": {"name": str(data.dataset.get("name", "")), "fingerprint": str(data.dataset.get("fingerprint", "")),
-                        "count": int(data.dataset.get("count", 0)), "classes": len(data.class_names),
+                        "count": data.image_count, "classes": len(data.class_names),
                         "paged": int(len(data.paged))},
             "classes": classes, "model": str(data.config.get("model", "")), "weights": data.weights,
             "units": sum(v.ref["units"] for v in views), "has_map": bool(data.maps and data.maps.coords),

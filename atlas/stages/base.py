@@ -32,6 +32,15 @@ class Stage:
         return stage_key(self.name, self.version, self.params, inputs)
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (ru_maxrss), in MiB: printed after each
+    stage, so the stage whose memory grows is seen (benchmarks/data_scale.py reads it)."""
+    import resource
+    import sys
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / (2 ** 20 if sys.platform == "darwin" else 1024)
+
+
 def run_stage(ctx, stage: Stage) -> str:
     """Run `stage` unless its outputs are current. Returns 'ran' or 'skipped'.
 
@@ -57,7 +66,8 @@ def run_stage(ctx, stage: Stage) -> str:
                 summary["work"] = ctx.work
             stage.summary = {**summary, "seconds": round(time.time() - t0, 2)}
             ctx.store.write_summary(out, stage.summary)
-        print(f"[{stage.name}] done in {time.time() - t0:.1f} s", flush=True)
+        print(f"[{stage.name}] done in {time.time() - t0:.1f} s (peak RSS so far {peak_rss_mib():.0f} MiB)",
+              flush=True)
     elif stage.sharded:
         with tempfile.TemporaryDirectory() as scratch:
             stage.fn(ctx, Path(scratch), key)

@@ -1,99 +1,45 @@
-"""Stage `dataset`: decide which images are usable, give them ids, keep display thumbnails.
+"""Stage `dataset`: list the images and give them ids, without decoding any.
 
-The source lists its files without decoding them (a folder walk, tar headers). This stage
-decodes each image once, in DataLoader workers, and writes its thumbnail straight into a
-memory-mapped `thumbs.npy`; a file that cannot be decoded is skipped and listed with its
-reason, in source order. Memory does not grow with the number of images beyond the lists
-of ids, labels and names."""
+The source lists its files cheaply (a folder walk, tar headers, a torchvision index); this
+stage writes that list compactly (labels as an array, descriptions as one path table:
+artifacts/dataset.py) together with what the listing could not use (unreadable folders,
+links not followed). Image ids are positions in the list. A file that cannot be decoded is
+found when the top-k pass first decodes it and is listed there with its reason
+(`stages/topk/unusable.json`), in source order, whichever rank decoded it. Thumbnails are
+made later, only for the images that get a page (stages/thumbs.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
-
-from atlas.data.loader import die_with_parent, display_transform
 from atlas.data.sources import DataError, terminal_text
 from atlas.stages.base import Stage
 from atlas.artifacts import dataset as artifact
-from atlas.artifacts.store import fault_point
 
-VERSION = 1
+VERSION = 2  # 2: a listing only (labels.npy + path table), no decode, no thumbnails
 
 
 def thumb_size(ctx) -> int:
+    """Side of the data-set thumbnails (and the concept masks' frame): at most 64 px."""
     return min(ctx.spec.input_size, 64)
 
 
 def make(ctx) -> Stage:
     cfg = ctx.cfg
     src = ctx.raw_source
-    params = {"source": src.name, "fingerprint": src.fingerprint(), "count": len(src),
-              "thumb": thumb_size(ctx), "input_size": ctx.spec.input_size, "resize": ctx.spec.resize,
-              "limit": cfg.data_limit}
+    params = {"source": src.name, "fingerprint": src.fingerprint(), "count": len(src), "limit": cfg.data_limit}
     return Stage("dataset", VERSION, params, run)
-
-
-class ThumbDataset(Dataset):
-    """(index, thumbnail uint8 (t, t, 3) or an empty array, reason or '') for every listed
-    image: decoded in DataLoader workers, so decoding overlaps the writing here."""
-
-    def __init__(self, src, to_display, size: int):
-        self.src, self.to_display, self.size = src, to_display, size
-
-    def __len__(self) -> int:
-        return len(self.src)
-
-    def __getitem__(self, i: int):
-        try:
-            img = self.src.load(i)
-        except DataError as exc:
-            return i, np.zeros((0,), np.uint8), str(exc)
-        arr = self.to_display(img).permute(1, 2, 0).numpy()
-        if arr.shape[0] != self.size:
-            arr = np.asarray(Image.fromarray(arr).resize((self.size, self.size), Image.BILINEAR))
-        return i, arr, ""
-
-
-def _as_list(batch):
-    return batch
 
 
 def run(ctx, out: Path, key: str) -> dict:
     src = ctx.raw_source
-    size = thumb_size(ctx)
-    n = len(src)
-    # thumbnails go straight to a memory-mapped file as they are decoded (nothing of size
-    # images x pixels in memory); unusable rows are squeezed out afterwards, in blocks
-    thumbs = artifact.open_scratch_thumbs(out, n, size)
-    usable, skipped = [], list(src.skipped)
-    loader = DataLoader(ThumbDataset(src, display_transform(ctx.spec), size), batch_size=64, shuffle=False,
-                        num_workers=ctx.cfg.workers, collate_fn=_as_list,
-                        worker_init_fn=die_with_parent if ctx.cfg.workers > 0 else None,
-                        prefetch_factor=4 if ctx.cfg.workers > 0 else None)
-    with tqdm(total=n, desc="checking images", unit="img") as bar:
-        for batch in loader:
-            for i, arr, reason in batch:  # in source order, whatever the number of workers
-                fault_point("dataset:image")
-                if not reason:
-                    thumbs[len(usable)] = arr
-                    usable.append(i)
-                else:
-                    skipped.append({"path": src.descriptions[i], "reason": reason})
-            bar.update(len(batch))
-    if not usable:
-        first = f"; first: {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ""
-        raise DataError(f"no usable image in {ctx.cfg.data} ({len(skipped)} skipped{first})")
-    items = [{"id": n_, "label": src.labels[i], "desc": src.descriptions[i]} for n_, i in enumerate(usable)]
+    if not len(src):
+        first = f"; first: {src.skipped[0]['path']}: {src.skipped[0]['reason']}" if src.skipped else ""
+        raise DataError(f"no image in {ctx.cfg.data}{first}")
     artifact.write(out, {"name": src.name, "fingerprint": src.fingerprint(), "class_names": list(src.class_names),
-                         "count": len(usable), "source_index": usable, "items": items},
-                   skipped, thumbs[:len(usable)])
-    del thumbs
-    if skipped:  # the list itself is printed with the run's summary, resumed or not
-        print(f"[dataset] {len(skipped)} unusable files skipped; {len(usable)} images kept")
-    return {"images": len(usable), "skipped": len(skipped)}
+                         "count": len(src)}, list(src.skipped), src.labels, src.descriptions)
+    if src.skipped:  # the list itself is printed with the run's summary, resumed or not
+        print(f"[dataset] {len(src.skipped)} entries not listed; {len(src)} images listed")
+    return {"images": len(src), "skipped": len(src.skipped)}
 
 
 def print_skipped(skipped: list[dict], limit: int = 20) -> None:

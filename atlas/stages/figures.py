@@ -39,8 +39,8 @@ UNITS_PER_CHUNK = 256  # the most units of one chunk (shared by the ranks of a t
 def make(ctx) -> list[Stage]:
     stages = []
     for layer in ctx.layers:
-        # its inputs: the layer's top-k, feature visualizations and evidence (every plan has them)
-        deps = [topk.STAGE, featvis.stage(layer.name), evidence.stage(layer.name)]
+        # its inputs: the layer's top-k, thumbnails, feature visualizations and evidence (every plan has them)
+        deps = [topk.STAGE, "thumbs", featvis.stage(layer.name), evidence.stage(layer.name)]
         chosen = ctx.units_of(layer)  # the units feature visualization ran for
         units = len(chosen) if chosen == list(range(len(chosen))) else chosen
         params = {"layer": layer.name, "units": units, "dpi": DPI, "formats": list(FORMATS),

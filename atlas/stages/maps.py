@@ -147,8 +147,10 @@ def run(ctx, out: Path, key: str) -> dict:
     t0 = time.time()
     run_in = Run(ctx.store.root)
     writer = MapsWriter(out)
-    labels = run_in.dataset.labels
-    sample = map_sample(labels, cfg.map_images, cfg.seed)
+    ds = run_in.dataset
+    usable = np.flatnonzero(ds.usable)  # files the top-k pass could not decode are not mapped
+    labels = np.asarray(ds.labels)[usable]
+    sample = usable[map_sample(labels, cfg.map_images, cfg.seed)]
     feats = shared_features(ctx, layer, sample, key)
     if feats is None:  # ranks other than 0: their share of the features is done
         return {}

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from atlas.data.loader import make_loader, model_transform
+from atlas.data.loader import make_checked_loader, model_transform
+from atlas.data.sources import DataError
 from atlas.evidence.streamstats import UnitStats
 from atlas.models.layers import extractor
 from atlas.stages.base import Stage
@@ -29,7 +30,7 @@ from atlas.artifacts import chunks
 from atlas.artifacts import topk as artifact
 from atlas.artifacts.store import fault_point, load_chunk
 
-VERSION = 4  # 3: nonfinite.npy per layer; 4: stats/ streamed, no maxact.npy
+VERSION = 5  # 3: nonfinite.npy per layer; 4: stats/ streamed, no maxact.npy; 5: finds unusable files
 CHUNK_BATCHES = 32
 
 
@@ -151,8 +152,9 @@ def make(ctx) -> Stage:
 
 class PassState:
     """Everything the pass accumulates, per layer: running top-k, streamed statistics and
-    non-finite counts. Memory and disk grow with units (x k, x fine bins, x classes), never
-    with images. Saved after every chunk, so a killed pass resumes from its last chunk."""
+    non-finite counts, and the images that could not be decoded (`bad`: (id, reason), few).
+    Memory and disk grow with units (x k, x fine bins, x classes), never with images. Saved
+    after every chunk, so a killed pass resumes from its last chunk."""
 
     def __init__(self, ctx, k: int, classes: int):
         self.tops = {layer.name: RunningTopK(layer.units, k, ctx.device) for layer in ctx.layers}
@@ -160,9 +162,11 @@ class PassState:
         self.nonfinite = {layer.name: torch.zeros(layer.units, dtype=torch.long, device=ctx.device)
                           for layer in ctx.layers}
         self.chunks: list[int] = []
+        self.bad: list[tuple[int, str]] = []
 
     def arrays(self) -> dict[str, np.ndarray]:
-        out = {"chunks": np.array(self.chunks, np.int64)}
+        out = {"chunks": np.array(self.chunks, np.int64), "bad_ids": np.array([i for i, _ in self.bad], np.int64),
+               "bad_reasons": np.array([r for _, r in self.bad], dtype=str).reshape(-1)}
         for name, top in self.tops.items():
             out[f"{name}/values"] = top.values.cpu().numpy()
             out[f"{name}/ids"] = top.ids.cpu().numpy()
@@ -173,6 +177,7 @@ class PassState:
 
     def restore(self, z, device: torch.device) -> None:
         self.chunks = [int(i) for i in z["chunks"]]
+        self.bad = [(int(i), str(r)) for i, r in zip(z["bad_ids"], z["bad_reasons"])]
         for name, top in self.tops.items():
             top.values = torch.from_numpy(z[f"{name}/values"]).to(device)
             top.ids = torch.from_numpy(z[f"{name}/ids"]).to(device)
@@ -183,15 +188,21 @@ class PassState:
 
 def scan(ctx, ids: np.ndarray, state: PassState, labels: np.ndarray, bar: tqdm | None = None) -> None:
     """The pass itself over images `ids` (ascending), folded into `state`: running top-k,
-    streamed unit statistics and non-finite counts for every layer."""
+    streamed unit statistics and non-finite counts for every layer. This is each image's
+    first decode: one that fails is recorded in `state.bad` with its reason and left out."""
     net = extractor(ctx.model, [layer.name for layer in ctx.layers])
     # on a GPU: NHWC convolutions (tensor cores); values stay float32 so the ranking is exact
     fmt = torch.channels_last if ctx.device.type == "cuda" else torch.contiguous_format
     net = net.to(memory_format=fmt)
-    loader = make_loader(ctx.source, model_transform(ctx.spec), ctx.cfg.batch_size, ctx.cfg.workers,
-                         ids=ids, pin_memory=ctx.device.type == "cuda")
+    loader = make_checked_loader(ctx.source, model_transform(ctx.spec), ctx.cfg.batch_size, ctx.cfg.workers,
+                                 ids=ids, pin_memory=ctx.device.type == "cuda")
     with torch.inference_mode():
-        for x, batch_ids in loader:
+        for x, batch_ids, bad in loader:
+            state.bad += bad
+            if x is None:  # every image of the batch was unusable
+                if bar is not None:
+                    bar.update(len(bad))
+                continue
             x = x.to(ctx.device, non_blocking=True).contiguous(memory_format=fmt)
             batch_labels = labels[batch_ids.numpy()]
             batch_ids = batch_ids.to(ctx.device)
@@ -203,7 +214,7 @@ def scan(ctx, ids: np.ndarray, state: PassState, labels: np.ndarray, bar: tqdm |
                 state.nonfinite[name] += count_nonfinite(acts[name])
             fault_point("topk:batch")
             if bar is not None:
-                bar.update(len(x))
+                bar.update(len(x) + len(bad))
 
 
 def chunk_size(ctx) -> int:
@@ -230,6 +241,16 @@ def run(ctx, out: Path, key: str) -> dict:
     if ctx.rank != 0:
         return {}
     rate = mine / max(time.time() - t0, 1e-9)
+    unusable = []
+    for p in paths:
+        z = load_chunk(p, prefix="bad_")
+        unusable += [{"id": int(i), "path": ctx.source.descriptions[int(i)], "reason": str(r)}
+                     for i, r in zip(z["bad_ids"], z["bad_reasons"])]
+    if len(unusable) == n:
+        first = f"; first: {unusable[0]['path']}: {unusable[0]['reason']}" if unusable else ""
+        raise DataError(f"no usable image in {ctx.cfg.data} ({len(unusable) + len(ctx.source.skipped)} "
+                        f"skipped{first})")
+    artifact.write_unusable(out, unusable)
     bad = 0
     for layer in ctx.layers:  # one rank's state at a time, one layer at a time
         name = layer.name
@@ -249,10 +270,13 @@ def run(ctx, out: Path, key: str) -> dict:
     artifact.write_layers(out, [artifact.LayerEntry(layer.name, layer.alias, layer.kind, tuple(layer.shape),
                                                     layer.units) for layer in ctx.layers])
     units = sum(layer.units for layer in ctx.layers)
-    print(f"top-k pass: {n} images, {units} units, {rate:.0f} images/s on this rank")
+    print(f"top-k pass: {n - len(unusable)} images, {units} units, {rate:.0f} images/s on this rank")
+    if unusable:
+        print(f"top-k pass: {len(unusable)} unusable files skipped (stages/topk/unusable.json)")
     if bad:
         print(f"top-k pass: {bad} units had NaN or infinite activations (nonfinite.npy; marked on their pages)")
-    return {"images": n, "units": units, "k": k, "chunks": n_chunks, "nonfinite_units": bad}
+    return {"images": n - len(unusable), "unusable": len(unusable), "units": units, "k": k, "chunks": n_chunks,
+            "nonfinite_units": bad}
 
 
 def grid_positions(layer, where: np.ndarray) -> np.ndarray:

@@ -39,8 +39,16 @@ def prepare(ctx, settings: MacoSettings):
     ids = spectrum_ids(len(source), settings.spectrum_images)
     if not ids:
         raise ValueError("the MACO prior needs data-set images for its spectrum; the data set has none")
-    images = np.stack([tf(source.load(i)).permute(1, 2, 0).numpy() for i in ids])
-    return {"magnitude": data_spectrum(images), "images": len(ids)}
+    from atlas.data.sources import DataError
+    images = []
+    for i in ids:  # a file the listing kept but that cannot be decoded is left out here too
+        try:
+            images.append(tf(source.load(i)).permute(1, 2, 0).numpy())
+        except DataError:
+            continue
+    if not images:
+        raise ValueError("the MACO prior needs data-set images for its spectrum; none of them could be decoded")
+    return {"magnitude": data_spectrum(np.stack(images)), "images": len(images)}
 
 
 def describe(resource) -> dict:
