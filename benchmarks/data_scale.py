@@ -1,12 +1,15 @@
 """What memory, disk, site and time cost per image: the same atlas at N and 10 x N images.
 
-Two full `atlas run`s (data-set pass, top-k pass with streamed statistics, evidence, maps,
-render) of torchvision AlexNet with random weights over the generated world source, layers
-fc6, fc7, fc8 (9,192 units, so anything of size images x units shows; the conv layers'
-per-unit evidence would only add fixed time on this 2-core machine), `map_images` below
-N, no feature visualizations or fc heatmaps, figures for 1 unit per layer. Each run
-is its own process; its peak resident memory is read from the kernel (ru_maxrss of the
-waited-for child), its disk and site bytes from the run folder. From the difference:
+Two full `atlas run`s (listing, top-k pass with streamed statistics, evidence, maps,
+thumbnails, figures, render) over generated WebDataset shards of world images (32 px;
+the N run reads the first shard, the 10 N run all ten), with a wide world-sized network
+(benchmarks/widenet.py: conv5, fc6, fc7, fc8, 5,194 units, so anything of size images x
+units shows, at about 10 M multiply-adds per image), `map_images` below N, k = 9, no
+feature visualizations or fc heatmaps, figures for 1 unit per layer. Each run is its own
+process; its peak resident memory is read from the kernel (ru_maxrss of the waited-for
+child; DataLoader workers are separate processes, each smaller than the main one), the
+peak after each stage from the run's own log (`stages/base.peak_rss_mib`), its disk and
+site bytes from the run folder. From the difference:
 
     rss_bytes_per_image   (peak RSS at 10N - at N) / (9 N)
     disk_bytes_per_image  (run folder at 10N - at N) / (9 N), site included
@@ -18,27 +21,61 @@ waited-for child), its disk and site bytes from the run folder. From the differe
                           bound: the model, torch and the libraries do not), plus 1.28M x
                           rss_bytes_per_image
 
+Also printed: the paged images (top-k, map sample, neighbours: what gets a page and a
+thumbnail) of each run, and each stage's peak. While units x k exceeds N, the paged images
+still grow with N, so site and disk per image include pages that stop growing once N is
+well past units x k (notes/data.md).
+
 Goals: rss_bytes_per_image <= 512, disk_bytes_per_image <= 8192, site_bytes_per_image <=
 2048, time_ratio <= 1.2, extrapolated_gb <= 8. The last line printed is one JSON object.
 
-    python benchmarks/data_scale.py [--n 200] [--map-images 100] [--out DIR] [--workers 2]
+    python benchmarks/data_scale.py [--n 4000] [--map-images 1000] [--out DIR] [--workers 2]
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET_TRAIN = 1_281_167
-LAYERS = ["fc6", "fc7", "fc8"]     # 9,192 units
 ALEXNET_UNITS = 10344              # conv1..fc8
+MODEL = "benchmarks/widenet.py:make"
+LAYERS = ["conv5", "fc6", "fc7", "fc8"]
+STAGE_PEAK = re.compile(r"^\[(\S+)\] done in [0-9.]+ s \(peak RSS so far ([0-9.]+) MiB\)", re.M)
+
+
+def write_shards(folder: Path, per_shard: int, shards: int, seed: int = 2) -> None:
+    """`shards` WebDataset tar shards of `per_shard` world images each (PNG + cls), and
+    classes.txt; kept between runs (a marker file records what was written)."""
+    marker = folder / "done.json"
+    want = {"per_shard": per_shard, "shards": shards, "seed": seed}
+    if marker.is_file() and json.loads(marker.read_text()) == want:
+        return
+    from PIL import Image
+    from atlas.data import world
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "classes.txt").write_text("\n".join(world.SHAPES) + "\n")
+    for s in range(shards):
+        with tarfile.open(folder / f"shard-{s:06d}.tar", "w") as tar:
+            for i in range(s * per_shard, (s + 1) * per_shard):
+                pixels, _, label = world.render(seed, i, 32)
+                buf = io.BytesIO()
+                Image.fromarray(pixels).save(buf, format="PNG")
+                for ext, data in (("png", buf.getvalue()), ("cls", str(label).encode())):
+                    info = tarfile.TarInfo(f"w{i:07d}.{ext}")
+                    info.size, info.mtime = len(data), 0
+                    tar.addfile(info, io.BytesIO(data))
+    marker.write_text(json.dumps(want))
 
 
 def folder_bytes(path: Path) -> int:
@@ -53,11 +90,12 @@ def folder_bytes(path: Path) -> int:
     return total
 
 
-def one_run(out: Path, n: int, map_images: int, workers: int, layers: list[str]) -> dict:
-    """One `atlas run` in a child process: its seconds, peak RSS, run folder and site bytes."""
-    args = [sys.executable, "-m", "atlas", "run", "--model", "alexnet", "--weights", "random", "--data", "world",
-            "--layers", *layers, "--out", str(out), "--set", f"world_count={n}", f"map_images={map_images}",
-            "priors=[]", "units_limit=1", "topk=9", f"workers={workers}", "batch_size=64", "fc_heatmaps=none"]
+def one_run(out: Path, data: str, n: int, map_images: int, workers: int) -> dict:
+    """One `atlas run` in a child process: its seconds, peak RSS (and after each stage),
+    run folder and site bytes, paged images."""
+    args = [sys.executable, "-m", "atlas", "run", "--model", MODEL, "--data", data, "--layers", *LAYERS,
+            "--out", str(out), "--set", f"map_images={map_images}", "priors=[]", "units_limit=1", "topk=9",
+            f"workers={workers}", "batch_size=64", "fc_heatmaps=none"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True,
@@ -69,36 +107,46 @@ def one_run(out: Path, n: int, map_images: int, workers: int, layers: list[str])
     if peak_kb <= before:
         print(f"warning: the N={n} run's peak RSS did not exceed an earlier child's; the figure is a lower bound",
               file=sys.stderr)
-    units = json.loads((out / "stages" / "topk" / "summary.json").read_text())["units"]
-    return {"images": n, "units": units, "seconds": seconds, "rss_bytes": peak_kb * 1024, "disk_bytes": folder_bytes(out),
-            "site_bytes": folder_bytes(out / "site"), "log_tail": res.stdout.strip().splitlines()[-12:]}
+    summary = json.loads((out / "stages" / "topk" / "summary.json").read_text())
+    if summary["images"] != n:
+        raise SystemExit(f"the N={n} run used {summary['images']} images")
+    paged = json.loads((out / "stages" / "thumbs" / "summary.json").read_text())["images"]
+    return {"images": n, "units": summary["units"], "seconds": seconds, "rss_bytes": peak_kb * 1024,
+            "disk_bytes": folder_bytes(out), "site_bytes": folder_bytes(out / "site"), "paged": paged,
+            "stage_peak_mib": {m[0]: float(m[1]) for m in STAGE_PEAK.findall(res.stdout)},
+            "log_tail": res.stdout.strip().splitlines()[-12:]}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200, help="images of the small run (the large one has 10x)")
-    ap.add_argument("--map-images", type=int, default=100, help="map sample size (below N)")
+    ap.add_argument("--n", type=int, default=4000, help="images of the small run (the large one has 10x)")
+    ap.add_argument("--map-images", type=int, default=1000, help="map sample size (below N)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--layers", nargs="+", default=LAYERS, help="AlexNet layers (default fc6 fc7 fc8: 9,192 units)")
-    ap.add_argument("--out", help="keep the runs here (default: a temporary folder)")
+    ap.add_argument("--out", help="keep the runs (and the generated shards) here (default: a temporary folder)")
     args = ap.parse_args()
     base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="atlas-data-scale-"))
     base.mkdir(parents=True, exist_ok=True)
+    shards = base / f"shards-{args.n}"
+    t0 = time.perf_counter()
+    write_shards(shards, args.n, 10)
+    print(f"shards: {10 * args.n} world images in {shards} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    data = {args.n: str(shards / "shard-000000.tar"), 10 * args.n: str(shards)}
     # the large run first: ru_maxrss of RUSAGE_CHILDREN is a running maximum over children,
     # so the small run is measured in a fresh child of its own below
     runs = {}
     for n in (10 * args.n, args.n):
         if n == args.n:  # a fresh parent so the small run's maximum is its own
-            res = subprocess.run([sys.executable, __file__, "--_one", str(base / f"n{n}"), str(n),
-                                  str(args.map_images), str(args.workers), *args.layers], capture_output=True, text=True)
+            res = subprocess.run([sys.executable, __file__, "--_one", str(base / f"n{n}"), data[n], str(n),
+                                  str(args.map_images), str(args.workers)], capture_output=True, text=True)
             if res.returncode != 0:
                 raise SystemExit(res.stdout[-3000:] + res.stderr[-3000:])
             runs[n] = json.loads(res.stdout.strip().splitlines()[-1])
         else:
-            runs[n] = one_run(base / f"n{n}", n, args.map_images, args.workers, args.layers)
+            runs[n] = one_run(base / f"n{n}", data[n], n, args.map_images, args.workers)
         print(f"N={n}: {runs[n]['seconds']:.1f} s, peak RSS {runs[n]['rss_bytes'] / 2**20:.0f} MiB, "
-              f"run folder {runs[n]['disk_bytes'] / 2**20:.1f} MiB, site {runs[n]['site_bytes'] / 2**20:.1f} MiB",
-              flush=True)
+              f"run folder {runs[n]['disk_bytes'] / 2**20:.1f} MiB, site {runs[n]['site_bytes'] / 2**20:.1f} MiB, "
+              f"{runs[n]['paged']} paged images", flush=True)
+        print(f"  peak RSS after each stage (MiB): {runs[n]['stage_peak_mib']}", flush=True)
     small, large = runs[args.n], runs[10 * args.n]
     extra = 9 * args.n
     per_image = {key: (large[f"{key}_bytes"] - small[f"{key}_bytes"]) / extra for key in ("rss", "disk", "site")}
@@ -114,15 +162,18 @@ def main() -> int:
         "peak_rss_mib": {str(k): round(v["rss_bytes"] / 2**20, 1) for k, v in runs.items()},
         "disk_mib": {str(k): round(v["disk_bytes"] / 2**20, 2) for k, v in runs.items()},
         "site_mib": {str(k): round(v["site_bytes"] / 2**20, 2) for k, v in runs.items()},
+        "paged": {str(k): v["paged"] for k, v in runs.items()},
+        "stage_peak_rss_bytes_per_image": {
+            stage: round((large["stage_peak_mib"][stage] - small["stage_peak_mib"].get(stage, 0.0)) * 2**20 / extra, 1)
+            for stage in large["stage_peak_mib"]},
     }
     print(json.dumps(result))
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 7 and sys.argv[1] == "--_one":
-        out, n, m, w = Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-        r = one_run(out, n, m, w, sys.argv[6:])
-        print(json.dumps(r))
+    if len(sys.argv) == 7 and sys.argv[1] == "--_one":
+        out, data, n, m, w = Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+        print(json.dumps(one_run(out, data, n, m, w)))
         sys.exit(0)
     sys.exit(main())
