@@ -260,7 +260,7 @@ def test_missing_stages_and_format_versions(tmp_path):
     assert store.format_version() == FORMAT_VERSION
     (store.stages_dir / "format.json").unlink()      # a run made before the record existed
     assert store.format_version() == 1
-    with pytest.raises(RunFormatError, match=r"older atlas \(run format 1; this atlas reads format 2\)"):
+    with pytest.raises(RunFormatError, match=rf"older atlas \(run format 1; this atlas reads format {FORMAT_VERSION}\)"):
         Run(tmp_path)
     write_json(store.stages_dir / "format.json", {"format": "atlas-run", "version": FORMAT_VERSION + 1})
     with pytest.raises(RunFormatError, match="newer atlas .*upgrade atlas"):
