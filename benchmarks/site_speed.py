@@ -124,7 +124,7 @@ def main() -> int:
             "files": first.files, "images": args.images, "scratch_s": round(scratch, 2),
             "scratch_cpu_s": round(scratch_cpu, 2), "pages_per_cpu_s": round(first.pages / scratch_cpu, 1),
             "load_avg_1m": round(os.getloadavg()[0], 2),
-            "images_encoded": first.counts.get("image", {}).get("written", 0),   # by the renderer: thumbnails
+            "images_encoded": first.counts.get("image", {}).get("written", 0),   # by the renderer (none since the thumbs stage encodes thumbnails)
             "images_linked": first.counts.get("linked", {}).get("written", 0),   # encoded by the stages
             "phases_s": {k: round(v, 2) for k, v in first.seconds.items()},
             "rerender_s": round(rerender, 2), "rerender_produced": produced(again),
