@@ -49,8 +49,11 @@ def test_two_processes_share_the_work_and_match_one(tmp_path):
         for tag, done in record.items():
             total = sum(done["per_rank"])
             assert len(done["per_rank"]) == 2 and total > 0 and done["resumed"] == 0, (stage, tag, done)
-            for n in done["per_rank"]:  # each rank computed 40% to 60% of the stage's items
-                assert 0.4 <= n / total <= 0.6, (stage, tag, done)
+            for n in done["per_rank"]:
+                if done["items"] == "jobs":  # a few unlike tasks (the maps' t-SNE, UMAP, unit maps)
+                    assert n >= 1, (stage, tag, done)
+                else:  # each rank computed 40% to 60% of the stage's units or images
+                    assert 0.4 <= n / total <= 0.6, (stage, tag, done)
         assert work(tmp_path / "one", stage)  # one process records its (whole) share too
     assert not work(tmp_path / "two", "dataset")  # cheap stages stay on rank 0
 

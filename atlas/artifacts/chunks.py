@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -112,13 +113,15 @@ def _save(final: Path, rank: int, items: int, compute: Callable, start: int, sto
 
 def run_chunks(ctx, name: str, key: str, n: int, size: int,
                compute: Callable[[int, int, Path], dict[str, np.ndarray] | None],
-               tag: str = "chunk", items: str = "units") -> list[Chunk]:
+               tag: str = "chunk", items: str = "units", threads: int = 1) -> list[Chunk]:
     """Compute this rank's share of the missing chunks of items [0, n), then return all chunks.
 
     `compute(start, stop, folder)` works items [start, stop) and either writes files into
     `folder` or returns arrays (saved as `arrays.npz`). Every rank must call this with the
     same arguments (it holds barriers). `tag` tells apart several chunked passes of one
-    stage; `items` ('units' or 'images') names what is counted in the work record."""
+    stage; `items` ('units', 'images', or 'jobs' for a few unlike tasks) names what is
+    counted in the work record. `threads` > 1 computes up to that many of this rank's chunks
+    at once, in threads (for single-threaded libraries that leave cores idle)."""
     folder = ctx.store.partial_dir(name, key)
     if ctx.rank == 0:
         _clean_temporary(folder)
@@ -128,9 +131,17 @@ def run_chunks(ctx, name: str, key: str, n: int, size: int,
     if len(missing) < len(chunks) and ctx.rank == 0:
         print(f"[{name}] resuming: {len(chunks) - len(missing)} of {len(chunks)} chunks already computed",
               flush=True)
-    for c in missing[ctx.rank::ctx.world_size]:
-        _save(c.path, ctx.rank, c.items, compute, c.start, c.stop)
-        fault_point("chunks:chunk")
+    mine = missing[ctx.rank::ctx.world_size]
+    if threads > 1 and len(mine) > 1:
+        with ThreadPoolExecutor(min(threads, len(mine))) as pool:
+            jobs = [pool.submit(_save, c.path, ctx.rank, c.items, compute, c.start, c.stop) for c in mine]
+            for job in jobs:
+                job.result()
+                fault_point("chunks:chunk")
+    else:
+        for c in mine:
+            _save(c.path, ctx.rank, c.items, compute, c.start, c.stop)
+            fault_point("chunks:chunk")
     barrier(ctx.world_size)
     absent = [c.path.name for c in chunks if not (c.path / DONE).is_file()]
     if absent:

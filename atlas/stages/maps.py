@@ -19,7 +19,6 @@ memory, time and disk stay flat as the data set grows.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -104,16 +103,14 @@ def features(ctx, layer: str, ids: np.ndarray) -> np.ndarray:
     return out
 
 
-def shared_features(ctx, layer: str, ids: np.ndarray, key: str) -> np.ndarray | None:
+def shared_features(ctx, layer: str, ids: np.ndarray, key: str) -> np.ndarray:
     """`features` of images `ids`, computed in chunks shared by the ranks of a torchrun job
-    (artifacts/chunks.py); the whole array on rank 0, None on the others."""
+    (artifacts/chunks.py); the whole array, on every rank (the embeddings are shared too)."""
     def compute(start: int, stop: int, _folder: Path) -> dict[str, np.ndarray]:
         return {"features": features(ctx, layer, ids[start:stop])}
 
     done = run_chunks(ctx, "maps", key, len(ids), chunk_size(len(ids), ctx.cfg.batch_size * CHUNK_BATCHES),
                       compute, tag="features", items="images")
-    if ctx.rank != 0:
-        return None
     return np.concatenate([c.arrays()["features"] for c in done])
 
 
@@ -136,61 +133,88 @@ def unit_codes(ctx, layer: str, top_ids: dict[str, np.ndarray]) -> dict[str, np.
             for name, ids in top_ids.items()}
 
 
-def _timed(fn, *args):
-    t0 = time.time()
-    return fn(*args), time.time() - t0
+# The three maps of the sample and the units, dealt round-robin to the ranks (artifacts/chunks.py,
+# one job per chunk): with two ranks, UMAP and the unit maps on rank 0, t-SNE on rank 1; a rank
+# runs its jobs in threads at once (each library is single-threaded; UMAP's first call in a process
+# is mostly numba compiling). All are seeded and single-threaded, so the maps are the same bits
+# for any number of ranks.
+JOBS = ("umap", "tsne", "units")
+
+
+def embeddings(ctx, key: str, layer: str, clean: np.ndarray, knn: tuple[np.ndarray, np.ndarray],
+               top_ids: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]] | None:
+    """The t-SNE and UMAP maps of the sample's codes and a map of each layer's units (keys
+    `tsne`, `umap`, `units_<i>` in `top_ids` order) and seconds per job, on rank 0; None on the
+    other ranks."""
+    cfg = ctx.cfg
+
+    def compute(job: int, _stop: int, _folder: Path) -> dict[str, np.ndarray]:
+        t0, name = time.time(), JOBS[job]
+        if name == "umap":
+            out = {"umap": umap_2d(clean, cfg.umap_neighbors, cfg.seed, knn)}
+        elif name == "tsne":
+            out = {"tsne": tsne_2d(clean, cfg.tsne_perplexity, cfg.seed, knn)}
+        else:
+            codes = unit_codes(ctx, layer, top_ids)
+            out = {f"units_{i}": small_map(codes[name], cfg.seed, cfg.tsne_perplexity)
+                   for i, name in enumerate(top_ids)}
+        return {**out, "seconds": np.float64(time.time() - t0)}
+
+    done = run_chunks(ctx, "maps", key, len(JOBS), 1, compute, tag="embed", items="jobs", threads=len(JOBS))
+    if ctx.rank != 0:
+        return None
+    maps, seconds = {}, {}
+    for name, chunk in zip(JOBS, done):
+        arrays = chunk.arrays()
+        seconds[name] = float(arrays.pop("seconds"))
+        maps.update(arrays)
+    return maps, seconds
 
 
 def run(ctx, out: Path, key: str) -> dict:
+    from atlas.distributed import broadcast
     cfg, seconds = ctx.cfg, {}
     layer = map_layer(ctx)
     t0 = time.time()
     run_in = Run(ctx.store.root)
-    writer = MapsWriter(out)
     ds = run_in.dataset
     usable = np.flatnonzero(ds.usable)  # files the top-k pass could not decode are not mapped
     labels = np.asarray(ds.labels)[usable]
     sample = usable[map_sample(labels, cfg.map_images, cfg.seed)]
     feats = shared_features(ctx, layer, sample, key)
-    if feats is None:  # ranks other than 0: their share of the features is done
-        return {}
-    writer.sample(sample)
-    writer.features(feats)
     seconds["features"] = time.time() - t0
     n = len(feats)
-    nonfinite = int((~np.isfinite(feats)).any(axis=1).sum())
     clean = np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
 
     t0 = time.time()
     k_graph = max(cfg.neighbors, int(3 * tsne_perplexity(n, cfg.tsne_perplexity)), cfg.umap_neighbors)
-    graph = nearest_neighbors(clean, k_graph, exact_max=cfg.exact_neighbors_max)
+    # rank 0's graph for all (an approximate index may differ between processes)
+    graph = broadcast(nearest_neighbors(clean, k_graph, exact_max=cfg.exact_neighbors_max) if ctx.rank == 0
+                      else None, ctx.world_size)
+    seconds["neighbors"] = time.time() - t0
+
+    t0 = time.time()
+    top_ids = {e.name: run_in.topk.layer(e.name).ids for e in run_in.topk.layers}
+    made = embeddings(ctx, key, layer, clean, (graph.ids, graph.distances), top_ids)
+    if made is None:  # ranks other than 0: their share is done
+        return {}
+    maps, job_seconds = made
+    seconds["embed_wall"] = time.time() - t0
+    seconds.update(job_seconds)
+
+    writer = MapsWriter(out)
+    writer.sample(sample)
+    writer.features(feats)
     k = min(cfg.neighbors, graph.ids.shape[1])
     writer.neighbors(np.where(graph.ids[:, :k] >= 0, sample[np.maximum(graph.ids[:, :k], 0)], -1),
                      graph.distances[:, :k])
-    seconds["neighbors"] = time.time() - t0
-    knn = (graph.ids, graph.distances)
-
-    # t-SNE (compiled code) in a worker thread while UMAP runs here: UMAP's first call in a
-    # process is mostly numba compiling, which leaves the other core free. Both are seeded
-    # and single-threaded, so the maps are the same as run one after the other.
-    t0 = time.time()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        tsne_job = pool.submit(_timed, tsne_2d, clean, cfg.tsne_perplexity, cfg.seed, knn)
-        umap_map, seconds["umap"] = _timed(umap_2d, clean, cfg.umap_neighbors, cfg.seed, knn)
-        tsne_map, seconds["tsne"] = tsne_job.result()
-    seconds["tsne_and_umap_wall"] = time.time() - t0
-    writer.coords("tsne", tsne_map)
-    writer.coords("umap", umap_map)
-
-    t0 = time.time()
+    writer.coords("tsne", maps["tsne"])
+    writer.coords("umap", maps["umap"])
     units = {}
-    top_ids = {e.name: run_in.topk.layer(e.name).ids for e in run_in.topk.layers}
-    all_codes = unit_codes(ctx, layer, top_ids)
-    for name, codes in all_codes.items():
-        fname = writer.unit_map(name, small_map(codes, cfg.seed, cfg.tsne_perplexity))
-        units[name] = {"file": fname, "units": int(len(codes)),
-                               "method": "pca" if len(codes) < PCA_BELOW else "tsne"}
-    seconds["units"] = time.time() - t0
+    for i, (name, ids) in enumerate(top_ids.items()):
+        fname = writer.unit_map(name, maps[f"units_{i}"])
+        units[name] = {"file": fname, "units": int(len(ids)), "method": "pca" if len(ids) < PCA_BELOW else "tsne"}
+    nonfinite = int((~np.isfinite(feats)).any(axis=1).sum())
     small = n < PCA_BELOW
     writer.meta({
         "layer": layer, "count": n, "images": len(labels), "sample": "all images" if n == len(labels) else
