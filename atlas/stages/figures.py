@@ -14,6 +14,7 @@ this way never re-imports the caller's main script, as multiprocessing's spawn w
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -50,49 +51,70 @@ def make(ctx) -> list[Stage]:
     return stages
 
 
+class UnitPainter:
+    """One layer's one-row figure, laid out once in this process and refilled for each unit."""
+
+    def __init__(self, run_dir: str, layer: str, fonts):
+        from atlas.figures import GridFigure, RunArtifacts, parse_columns
+        self.art = RunArtifacts(run_dir).layer(layer)
+        self.columns = parse_columns(None, [self.art])
+        self.fig = GridFigure(self.columns, 1, fonts=fonts)
+
+    def draw(self, units: list[int], out: str) -> dict[str, int]:
+        """`units` into `out` as <unit>.pdf and <unit>.png; returns bytes per format."""
+        from atlas.figures import build_grid
+        sizes = {fmt: 0 for fmt in FORMATS}
+        for u in units:
+            self.fig.fill(build_grid([(self.art, u)], self.columns))
+            for fmt in FORMATS:
+                path = self.fig.save(figure_path(out, u, fmt), dpi=DPI, title=f"atlas {self.art.display} unit {u}")
+                sizes[fmt] += path.stat().st_size
+        return sizes
+
+
 def render_units(run_dir: str, layer: str, units: list[int], out: str, fonts) -> dict[str, int]:
     """Draw `units` of `layer` into `out` as <unit>.pdf and <unit>.png; returns bytes per format."""
-    from atlas.figures import GridFigure, RunArtifacts, build_grid, parse_columns
-    art = RunArtifacts(run_dir).layer(layer)
-    columns = parse_columns(None, [art])
-    fig = GridFigure(columns, 1, fonts=fonts)
-    sizes = {fmt: 0 for fmt in FORMATS}
-    for u in units:
-        fig.fill(build_grid([(art, u)], columns))
-        for fmt in FORMATS:
-            path = fig.save(figure_path(out, u, fmt), dpi=DPI, title=f"atlas {art.display} unit {u}")
-            sizes[fmt] += path.stat().st_size
-    return sizes
+    return UnitPainter(run_dir, layer, fonts).draw(units, out)
+
+
+@functools.cache
+def process_fonts():
+    """The lean fonts (`figures.compose.lean_fonts`), cut once per process into a folder that
+    lives as long as the process: every figures stage and worker of a run uses the same files."""
+    from atlas.figures.compose import lean_fonts
+    folder = tempfile.TemporaryDirectory(prefix="atlas-fonts-")
+    return folder, lean_fonts(folder.name)
 
 
 def run(ctx, out: Path, key: str, layer: str, units: int | list[int]) -> dict:
     from atlas.figures import GridFigure, RunArtifacts, parse_columns
-    from atlas.figures.compose import lean_fonts
     t0, cpu0 = time.time(), time.process_time()
     art = RunArtifacts(ctx.store.root).layer(layer)
     columns = parse_columns(None, [art])
     ids = list(range(units)) if isinstance(units, int) else list(units)
     units = len(ids)
-    processes = []
-    with tempfile.TemporaryDirectory(prefix="atlas-fonts-") as font_dir:
-        fonts = lean_fonts(font_dir)
+    processes, painter = [], []
+
+    def compute(r0: int, r1: int, folder: Path) -> None:
+        """Units ids[r0:r1] into `folder`, split between up to `workers` processes; this
+        process's part drawn on one figure laid out once for all its chunks."""
+        n_proc = max(1, min(ctx.cfg.workers, (r1 - r0) // MIN_UNITS_PER_PROCESS))
+        processes.append(n_proc)
+        parts = [ids[r0:r1][i::n_proc] for i in range(n_proc)]
+        fonts = process_fonts()[1]
         job = {"run_dir": str(ctx.store.root), "layer": layer,
                "fonts": {"regular": fonts.regular, "bold": fonts.bold, "coverage": sorted(fonts.coverage)}}
+        children = [_start_child({**job, "out": str(folder), "units": part}) for part in parts[1:]]
+        try:
+            if not painter:
+                painter.append(UnitPainter(str(ctx.store.root), layer, fonts))
+            painter[0].draw(parts[0], str(folder))
+        finally:
+            for child in children:
+                _finish_child(child)
 
-        def compute(r0: int, r1: int, folder: Path) -> None:
-            """Units ids[r0:r1] into `folder`, split between up to `workers` processes."""
-            n_proc = max(1, min(ctx.cfg.workers, (r1 - r0) // MIN_UNITS_PER_PROCESS))
-            processes.append(n_proc)
-            parts = [ids[r0:r1][i::n_proc] for i in range(n_proc)]
-            children = [_start_child({**job, "out": str(folder), "units": part}) for part in parts[1:]]
-            try:
-                render_units(str(ctx.store.root), layer, parts[0], str(folder), fonts)
-            finally:
-                for child in children:
-                    _finish_child(child)
-
-        done = run_chunks(ctx, figure_files.stage(layer), key, units, chunk_size(units, UNITS_PER_CHUNK),
-                          compute, items="units")
+    done = run_chunks(ctx, figure_files.stage(layer), key, units, chunk_size(units, UNITS_PER_CHUNK),
+                      compute, items="units")
     if ctx.rank != 0:
         return {}
     sizes = {fmt: 0 for fmt in FORMATS}
