@@ -2,7 +2,8 @@
 
 Only sources that draw their own masks (the embedded world) have it. Maps are brought into
 the frame of the dataset thumbnails (the model's resize and centre crop, then the thumbnail
-size, nearest neighbour), so they line up with what the model saw.
+size, nearest neighbour), so they line up with what the model saw. Drawing them grows with
+the images, so chunks of images are shared by the ranks of a torchrun job (artifacts/chunks.py).
 
 `stages/concepts/`: `masks.npy` int8 (N, kinds, t, t), -1 where no concept of that kind;
 `concepts.json`: `{kinds: [kind...], names: {kind: [name...]}, concepts: ['kind:name'...]}`.
@@ -12,14 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from atlas.artifacts.chunks import chunk_size, run_chunks
 from atlas.artifacts.concepts import write_concepts
 from atlas.data import world
 from atlas.stages.base import Stage
 from atlas.stages.dataset import thumb_size
 
 VERSION = 1
+CHUNK_IMAGES = 4096  # the most images of one chunk (masks drawn by the ranks of a torchrun job in turn)
 KINDS = {"shape": world.SHAPES, "color": world.COLORS, "texture": world.TEXTURES}
 
 
@@ -34,7 +36,7 @@ def make(ctx) -> list[Stage]:
         return []
     params = {"source": ctx.source.name, "thumb": thumb_size(ctx), "input_size": ctx.spec.input_size,
               "resize": ctx.spec.resize, "kinds": {k: list(v) for k, v in KINDS.items()}}
-    return [Stage("concepts", VERSION, params, run, deps=("dataset",))]
+    return [Stage("concepts", VERSION, params, run, deps=("dataset",), sharded=True)]
 
 
 def _nearest(n_in: int, n_out: int) -> np.ndarray:
@@ -58,10 +60,18 @@ def to_model_frame(maps: np.ndarray, resize: int | None, input_size: int, thumb:
 def run(ctx, out: Path, key: str) -> dict:
     src, t = ctx.source, thumb_size(ctx)
     n = len(src)
-    masks = np.empty((n, len(KINDS), t, t), dtype=np.int8)
-    for i in tqdm(range(n), desc="concept masks", unit="img", mininterval=2):
-        m = src.masks(i)
-        masks[i] = to_model_frame(np.stack([m[k] for k in KINDS]), ctx.spec.resize, ctx.spec.input_size, t)
+
+    def compute(start: int, stop: int, _folder: Path) -> dict[str, np.ndarray]:
+        masks = np.empty((stop - start, len(KINDS), t, t), dtype=np.int8)
+        for i in range(start, stop):
+            m = src.masks(i)
+            masks[i - start] = to_model_frame(np.stack([m[k] for k in KINDS]), ctx.spec.resize, ctx.spec.input_size, t)
+        return {"masks": masks}
+
+    done = run_chunks(ctx, "concepts", key, n, chunk_size(n, CHUNK_IMAGES), compute, items="images")
+    if ctx.rank != 0:
+        return {}
+    masks = np.concatenate([c.arrays()["masks"] for c in done])
     write_concepts(out, masks, {"kinds": list(KINDS), "names": {k: list(v) for k, v in KINDS.items()},
                                        "concepts": [f"{k}:{name}" for k, v in KINDS.items() for name in v]})
     return {"images": n, "concepts": sum(len(v) for v in KINDS.values())}
