@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -26,19 +27,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def demo(nproc: int, out: Path) -> float:
-    """Seconds of one whole `atlas demo --quick` run with `nproc` processes."""
+def demo(nproc: int, out: Path) -> tuple[float, float]:
+    """Seconds of one whole `atlas demo --quick` run with `nproc` processes, and the CPU
+    seconds (user + sys) it used: torchrun and every process under it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATLAS_DIST_BACKEND": "gloo",
            "PYTHONPATH": str(ROOT)}
     env.pop("ATLAS_FAULT", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "atlas", "demo", "--quick", "--device", "cpu", "--out", str(out)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{nproc}-process demo failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return seconds
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def shares(out: Path) -> dict[str, list[int]]:
@@ -57,15 +61,20 @@ def main() -> None:
     args = ap.parse_args()
     from tests.test_resume import artifact_digests
     work = Path(tempfile.mkdtemp(prefix="ranks-speed-"))
-    one, two = [], []
+    one, two, cpu, load = [], [], {1: [], 2: []}, []
     try:
         for r in range(args.repeats):
             order = (1, 2) if r % 2 == 0 else (2, 1)
             for n in order:
                 out = work / f"n{n}"
                 shutil.rmtree(out, ignore_errors=True)
-                (one if n == 1 else two).append(demo(n, out))
-                print(f"{n} process(es): {(one if n == 1 else two)[-1]:.1f} s", flush=True)
+                load.append(os.getloadavg()[0])
+                seconds, cpu_s = demo(n, out)
+                (one if n == 1 else two).append(seconds)
+                cpu[n].append(cpu_s)
+                print(f"{n} process(es): {seconds:.1f} s, {cpu_s:.1f} CPU s (load average {load[-1]:.2f} before)",
+                      flush=True)
+        load.append(os.getloadavg()[0])
         equal = artifact_digests(work / "n1") == artifact_digests(work / "n2")
         split = shares(work / "n2")
         if args.keep:
@@ -77,7 +86,9 @@ def main() -> None:
     print(json.dumps({"config": "atlas demo --quick", "backend": "gloo", "device": "cpu", "threads_per_process": 1,
                       "cpus": os.cpu_count(), "repeats": args.repeats, "seconds_1": round(t1, 1),
                       "seconds_2": round(t2, 1), "runs_1": [round(s, 1) for s in one],
-                      "runs_2": [round(s, 1) for s in two], "artifacts_equal": equal,
+                      "runs_2": [round(s, 1) for s in two], "cpu_seconds_1": [round(s, 1) for s in cpu[1]],
+                      "cpu_seconds_2": [round(s, 1) for s in cpu[2]], "load_average": [round(v, 2) for v in load],
+                      "pair_ratios": [round(a / b, 3) for a, b in zip(one, two)], "artifacts_equal": equal,
                       "smallest_rank_share": round(lowest, 3), "speedup": round(t1 / t2, 3)}))
 
 
