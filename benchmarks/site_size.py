@@ -11,8 +11,8 @@ part (atlas.render.budget). The last line printed is one JSON object:
 bytes_per_unit = all site bytes except image pages, their thumbnails and the maps (the
 top images' views, shared by unit and image pages, are counted), over the units of the
 two layers. patch_px_conv5 = the side of a conv5 patch as shown (its receptive field at
-the model's resolution). encode_s_per_unit = image encoding time in the evidence stages
-(views and grid strips), over units. Goals: patch_px_conv5 >= 128, bytes_per_unit <= 100 kB.
+the model's resolution). encode_s_per_unit = image encoding time in the stages (evidence:
+views and grid strips; featvis: the PNG strips), over units. Goals: patch_px_conv5 >= 128, bytes_per_unit <= 100 kB.
 
     python benchmarks/site_size.py [--data DIR] [--out DIR] [--units 3] [--iters 10] [--fc-heatmaps gradcam]
 """
@@ -70,9 +70,11 @@ def main() -> int:
     total = sum(v["bytes"] for v in sizes.values())
     counted = total - sizes["images"]["bytes"] - sizes["maps"]["bytes"]
     conv5 = read_json(run / "stages" / "evidence" / "features.10" / "meta.json")
-    encode_s = sum(read_json(f).get("encode_s", 0.0) for f in (run / "stages" / "evidence").glob("*/summary.json"))
+    encode_s = {kind: sum(read_json(f).get("encode_s", 0.0) for f in (run / "stages" / kind).glob("*/summary.json"))
+                for kind in ("featvis", "evidence")}
     result = {"bytes_per_unit": round(counted / units), "patch_px_conv5": int(conv5["patch_size"]),
-              "encode_s_per_unit": round(encode_s / units, 6), "units": units, "site_bytes": total,
+              "encode_s_per_unit": round(sum(encode_s.values()) / units, 6),
+              "encode_s_by_stage": {k: round(v, 3) for k, v in encode_s.items()}, "units": units, "site_bytes": total,
               "parts": sizes, "display_px": conv5["display_size"], "format": conv5["format"],
               "quality": conv5["quality"], "patch_window_conv5": conv5["patch_window"],
               "goals": {"patch_px_conv5": ">= 128", "bytes_per_unit": "<= 100000"}}

@@ -9,13 +9,15 @@ of the seeds of every prior whose tiles have the same size (a group; `meta.strip
 each group's priors and where their tiles start). The renderer hard-links these strips and
 never encodes them. The prior names come from meta.json, so a new prior needs no change here.
 
-Lossless PNG was chosen by measurement (notes/resolution.md): on real feature
-visualizations lossless WebP was 3-9% smaller but 6-35x slower to encode than this PNG
-writer (atlas/evidence/png.py).
+Lossless PNG was chosen by measurement (notes/resolution.md): on feature-visualization
+strips lossless WebP (Pillow) was 0-9% smaller but 4-150x slower to encode than this PNG
+writer (atlas/evidence/png.py), and Pillow's PNG 4-8% smaller but 8-19x slower.
 """
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,18 +149,20 @@ def write_strips(out: Path, priors: list[str], unit_ids: list[int] | None = None
     images = {p: np.load(out / f"{p}.npy", mmap_mode="r") for p in priors}
     groups = strip_groups({p: a.shape for p, a in images.items()})
     seconds = 0.0
-    for g in groups:
-        folder = out / STRIPS / g["name"]
-        folder.mkdir(parents=True, exist_ok=True)
-        arrays = [images[p] for p, _, _ in g["parts"]]
-        for a in range(0, g["units"], 256):  # a block of units read at once from each array
-            b = min(g["units"], a + 256)
-            block = np.concatenate([np.asarray(arr[a:b]) for arr in arrays], axis=1)  # (units, tiles, H, W, 3)
-            t0 = time.perf_counter()
-            blobs = [encode_png(strip(block[u - a])) for u in range(a, b)]
-            seconds += time.perf_counter() - t0
-            for row, blob in zip(range(a, b), blobs):
-                (folder / f"{unit_ids[row] if unit_ids is not None else row}.png").write_bytes(blob)
+    # deflate releases the GIL: threads encode a block's strips side by side (same bytes)
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        for g in groups:
+            folder = out / STRIPS / g["name"]
+            folder.mkdir(parents=True, exist_ok=True)
+            arrays = [images[p] for p, _, _ in g["parts"]]
+            for a in range(0, g["units"], 256):  # a block of units read at once from each array
+                b = min(g["units"], a + 256)
+                block = np.concatenate([np.asarray(arr[a:b]) for arr in arrays], axis=1)  # (units, tiles, H, W, 3)
+                t0 = time.perf_counter()
+                blobs = list(pool.map(lambda tiles: encode_png(strip(tiles)), block))
+                seconds += time.perf_counter() - t0
+                for row, blob in zip(range(a, b), blobs):
+                    (folder / f"{unit_ids[row] if unit_ids is not None else row}.png").write_bytes(blob)
     return groups, seconds
 
 
