@@ -7,12 +7,12 @@ changes one unit's label and renders again. The last line printed is one JSON ob
     {"pages_per_s": P, "units": N, "pages": ..., "scratch_s": ..., "rerender_s": ..., ...}
 
 pages_per_s = HTML pages / wall time of the from-scratch render, everything included
-(gathering artifacts, encoding the data-set thumbnails, linking the pictures the stages
-encoded, writing every file). Pictures are encoded where they are made: the featvis
-stage's lossless PNG strips (one per unit) and the evidence stage's views at the model's
-resolution (`--view 224`: each top image's view, patches cut from it with a `--patch`-px
-window) and sprite strips; the synthetic stages time that encoding (`encode_s`, per stage
-in `encode_s_by_stage`), and `stage_plus_render_s_per_unit` = (encode_s + scratch_s) / units
+(gathering artifacts, linking the pictures the stages encoded, writing every file; the
+renderer encodes no image). Pictures are encoded where they are made: the featvis stage's
+lossless PNG strips (one per unit), the evidence stage's views at the model's resolution
+(`--view 224`: each top image's view, patches cut from it with a `--patch`-px window) and
+sprite strips, the thumbs stage's thumbnails of the paged images; the synthetic stages
+time that encoding (`encode_s`, per stage in `encode_s_by_stage`), and `stage_plus_render_s_per_unit` = (encode_s + scratch_s) / units
 is what compares with the render time per unit of the renderer that encoded everything
 (`--before-render-s-per-unit`, measured on the same machine before the change). On a shared machine the wall
 time depends on the other jobs; scratch_cpu_s (user + system time of the render and its
@@ -115,8 +115,8 @@ def main() -> int:
         one_s = time.perf_counter() - t
         print(one.line(), {k: round(v, 2) for k, v in one.seconds.items()}, flush=True)
 
-        encode_s = {kind: sum(read_json(f).get("encode_s", 0.0) for f in (run / "stages" / kind).glob("*/summary.json"))
-                    for kind in ("featvis", "evidence")}
+        encode_s = {kind: sum(read_json(f).get("encode_s", 0.0) for f in (run / "stages").glob(f"{kind}*/**/summary.json"))
+                    for kind in ("featvis", "evidence", "thumbs")}
         produced = lambda rep: sum(sum(v.values()) - v["cached"] for v in rep.counts.values())  # noqa: E731
         units = sum(s[0] for _, _, s in spec.layers)
         result = {

@@ -325,11 +325,12 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
 def write_thumbs(out: Path, thumbs: np.ndarray) -> dict:
     """A thumbs stage holding every image's thumbnail (a superset of the paged images, which
     the renderer accepts), encoded as the thumbs stage encodes them."""
+    t0 = time.perf_counter()
     writer = ThumbsWriter(out, thumbs.shape[1])
     for i in range(len(thumbs)):
         writer.add(i, thumbs[i])
     meta = writer.finish()
-    return {"images": meta["count"]}
+    return {"images": meta["count"], "encode_s": time.perf_counter() - t0}   # encoding and writing
 
 
 # -- a small run with fixed, hand-checkable content (figure and archive tests) ----------------

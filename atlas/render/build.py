@@ -25,7 +25,6 @@ from atlas import __version__
 from atlas.render import assets, budget, datafiles, names, views
 from atlas.render.gather import SiteData, gather
 from atlas.render.jobs import Job, Maker, default_workers, digest, run_jobs
-from atlas.evidence.png import ENCODER_VERSION
 from atlas.render.writer import RenderCache, SiteWriter, remove_stale
 from atlas.resources import resource_dir
 
@@ -270,7 +269,7 @@ def render_site(run_dir: Path, out: Path | None = None, workers: int | None = No
     writer = SiteWriter(out)
     planner = Planner(writer, env, site)
     plan_site(data, planner, layer_views)
-    cache = RenderCache(out, digest(__version__, ENCODER_VERSION, _code_fingerprint(), site))
+    cache = RenderCache(out, digest(__version__, _code_fingerprint(), site))
     if not cache.usable or force:  # every page will be rendered: compute shared data once, before forking
         for view in layer_views:
             view.neighbors
