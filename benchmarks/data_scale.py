@@ -29,7 +29,7 @@ well past units x k (notes/data.md).
 Goals: rss_bytes_per_image <= 512, disk_bytes_per_image <= 8192, site_bytes_per_image <=
 2048, time_ratio <= 1.2, extrapolated_gb <= 8. The last line printed is one JSON object.
 
-    python benchmarks/data_scale.py [--n 4000] [--map-images 1000] [--out DIR] [--workers 2]
+    python benchmarks/data_scale.py [--n 4000] [--map-images 1000] [--topk 9] [--out DIR] [--workers 2]
 """
 from __future__ import annotations
 
@@ -90,11 +90,11 @@ def folder_bytes(path: Path) -> int:
     return total
 
 
-def one_run(out: Path, data: str, n: int, map_images: int, workers: int) -> dict:
+def one_run(out: Path, data: str, n: int, map_images: int, workers: int, topk: int = 9) -> dict:
     """One `atlas run` in a child process: its seconds, peak RSS (and after each stage),
     run folder and site bytes, paged images."""
     args = [sys.executable, "-m", "atlas", "run", "--model", MODEL, "--data", data, "--layers", *LAYERS,
-            "--out", str(out), "--set", f"map_images={map_images}", "priors=[]", "units_limit=1", "topk=9",
+            "--out", str(out), "--set", f"map_images={map_images}", "priors=[]", "units_limit=1", f"topk={topk}",
             f"workers={workers}", "batch_size=64", "fc_heatmaps=none"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
@@ -122,6 +122,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=4000, help="images of the small run (the large one has 10x)")
     ap.add_argument("--map-images", type=int, default=1000, help="map sample size (below N)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--topk", type=int, default=9, help="k: with units x k well below N the paged set stops growing")
     ap.add_argument("--out", help="keep the runs (and the generated shards) here (default: a temporary folder)")
     args = ap.parse_args()
     base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="atlas-data-scale-"))
@@ -136,13 +137,13 @@ def main() -> int:
     runs = {}
     for n in (10 * args.n, args.n):
         if n == args.n:  # a fresh parent so the small run's maximum is its own
-            res = subprocess.run([sys.executable, __file__, "--_one", str(base / f"n{n}"), data[n], str(n),
-                                  str(args.map_images), str(args.workers)], capture_output=True, text=True)
+            res = subprocess.run([sys.executable, __file__, "--_one", str(base / f"n{n}-k{args.topk}"), data[n], str(n),
+                                  str(args.map_images), str(args.workers), str(args.topk)], capture_output=True, text=True)
             if res.returncode != 0:
                 raise SystemExit(res.stdout[-3000:] + res.stderr[-3000:])
             runs[n] = json.loads(res.stdout.strip().splitlines()[-1])
         else:
-            runs[n] = one_run(base / f"n{n}", data[n], n, args.map_images, args.workers)
+            runs[n] = one_run(base / f"n{n}-k{args.topk}", data[n], n, args.map_images, args.workers, args.topk)
         print(f"N={n}: {runs[n]['seconds']:.1f} s, peak RSS {runs[n]['rss_bytes'] / 2**20:.0f} MiB, "
               f"run folder {runs[n]['disk_bytes'] / 2**20:.1f} MiB, site {runs[n]['site_bytes'] / 2**20:.1f} MiB, "
               f"{runs[n]['paged']} paged images", flush=True)
@@ -152,7 +153,7 @@ def main() -> int:
     per_image = {key: (large[f"{key}_bytes"] - small[f"{key}_bytes"]) / extra for key in ("rss", "disk", "site")}
     fixed = small["rss_bytes"] - args.n * per_image["rss"]
     result = {
-        "n": args.n, "map_images": args.map_images, "units": small["units"],
+        "n": args.n, "map_images": args.map_images, "units": small["units"], "topk": args.topk,
         "rss_bytes_per_image": round(per_image["rss"], 1),
         "disk_bytes_per_image": round(per_image["disk"], 1),
         "site_bytes_per_image": round(per_image["site"], 1),
@@ -172,8 +173,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 7 and sys.argv[1] == "--_one":
-        out, data, n, m, w = Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-        print(json.dumps(one_run(out, data, n, m, w)))
+    if len(sys.argv) == 8 and sys.argv[1] == "--_one":
+        out, data, n, m, w, k = Path(sys.argv[2]), sys.argv[3], *map(int, sys.argv[4:8])
+        print(json.dumps(one_run(out, data, n, m, w, k)))
         sys.exit(0)
     sys.exit(main())
