@@ -9,6 +9,10 @@ fixed groups, each folded into one running state saved after every chunk (resuma
 artifacts/chunks.fold_chunks); the ranks share the groups and rank 0 merges the groups'
 states one at a time, in order, so any number of processes gives the same bits.
 
+The pass is each image's first decode (the dataset stage only lists): a file that cannot
+be decoded is left out of everything and recorded with its reason in the group's state;
+rank 0 writes them all, in source order, to `unusable.json`.
+
 Ties are broken by the lower image id, so the result is a pure function of the data,
 whatever the batch size or the number of processes that shared the pass.
 """
