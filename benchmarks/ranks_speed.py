@@ -46,11 +46,13 @@ def demo(nproc: int, out: Path) -> tuple[float, float]:
 
 
 def shares(out: Path) -> dict[str, list[int]]:
-    """Per stage and pass, the items each rank computed (from the summaries)."""
+    """Per stage and pass of units or images, the items each rank computed (from the
+    summaries); passes of a few unlike jobs (the maps' t-SNE, UMAP, unit maps) are left out."""
     got = {}
     for p in sorted((out / "stages").rglob("summary.json")):
         for tag, rec in json.loads(p.read_text()).get("work", {}).items():
-            got[f"{p.parent.relative_to(out / 'stages').as_posix()}:{tag}"] = rec["per_rank"]
+            if rec.get("items") != "jobs":
+                got[f"{p.parent.relative_to(out / 'stages').as_posix()}:{tag}"] = rec["per_rank"]
     return got
 
 
