@@ -87,9 +87,22 @@ def die_with_parent(worker_id: int) -> None:
             pass
 
 
+MIN_IMAGES_PER_WORKER = 128  # a worker process costs about 0.3-0.6 s to start (a fork of a large process)
+
+
+def useful_workers(count: int, workers: int) -> int:
+    """The worker processes worth starting for a pass over `count` images: at most `workers`,
+    and none for fewer than MIN_IMAGES_PER_WORKER images each. Chunked passes (a few dozen
+    images a chunk in small runs) would otherwise spend more time starting workers than
+    decoding; the images and their order are the same either way."""
+    return max(0, min(workers, count // MIN_IMAGES_PER_WORKER))
+
+
 def make_loader(source: Source, transform, batch_size: int, workers: int,
                 ids: np.ndarray | None = None, pin_memory: bool = False) -> DataLoader:
-    return DataLoader(SourceDataset(source, transform, ids), batch_size=batch_size, shuffle=False,
+    dataset = SourceDataset(source, transform, ids)
+    workers = useful_workers(len(dataset), workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False,
                       num_workers=workers, pin_memory=pin_memory,
                       worker_init_fn=die_with_parent if workers > 0 else None, persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
 
@@ -98,7 +111,9 @@ def make_checked_loader(source: Source, transform, batch_size: int, workers: int
                         ids: np.ndarray | None = None, pin_memory: bool = False) -> DataLoader:
     """Like make_loader, yielding (images or None, ids, [(id, reason)]): the images that
     decode and, with their reasons, the ones that do not (collate_checked)."""
-    return DataLoader(CheckedDataset(source, transform, ids), batch_size=batch_size, shuffle=False,
+    dataset = CheckedDataset(source, transform, ids)
+    workers = useful_workers(len(dataset), workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False,
                       num_workers=workers, pin_memory=pin_memory, collate_fn=collate_checked,
                       worker_init_fn=die_with_parent if workers > 0 else None, persistent_workers=False,
                       prefetch_factor=4 if workers > 0 else None)
