@@ -25,7 +25,7 @@ import numpy as np
 
 from atlas.artifacts.checks import ArtifactError, file_sha, load_array, save_array
 from atlas.artifacts.store import RunStore, read_json, write_json
-from atlas.evidence.png import encode_png, strip
+from atlas.evidence.png import ENCODER_VERSION, encode_png, strip
 
 META = "meta.json"
 STRIPS = "strips"
@@ -172,5 +172,5 @@ def write_meta(out: Path, meta: dict) -> float:
     listed = meta.get("units")
     groups, seconds = write_strips(out, list(meta.get("priors", [])),
                                    [int(u) for u in listed] if isinstance(listed, list) else None)
-    write_json(Path(out) / META, {**meta, "strips": groups})
+    write_json(Path(out) / META, {**meta, "strips": groups, "strips_encoder": f"png-{ENCODER_VERSION}"})
     return seconds

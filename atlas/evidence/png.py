@@ -1,6 +1,6 @@
-"""PNG encoding for site images: single images, strips of tiles, and sprite sheets.
+"""Lossless PNG encoding where pictures are made (the featvis stage's strips of tiles).
 
-A site holds tens of thousands of small images, so encoding speed decides build time.
+An atlas holds tens of thousands of small synthesized images, so encoding speed counts.
 This writer is Pillow-free: rows get the PNG "Sub" filter (one vectorized subtraction)
 and deflate at its fastest useful level. Deflate is ISA-L's (`isal`, about 4x faster than
 zlib at the same size) when installed, else zlib's level 1; on photo-like pixels this is
