@@ -3,7 +3,6 @@ site opened from disk (links checked on every page; one browser load where Chrom
 from __future__ import annotations
 
 import re
-import shutil
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -78,11 +77,7 @@ def test_archive_unpacks_into_a_site_that_works_from_disk(demo, tmp_path, capsys
 
 
 @pytest.mark.browser
-def test_unpacked_site_opens_in_chromium(demo, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("no Chromium on this machine")
+def test_unpacked_site_opens_in_chromium(demo, tmp_path, chromium):
     archive = tmp_path / "demo.tar.gz"
     assert main(["archive", str(demo), "--out", str(archive)]) == 0
     import tarfile
@@ -90,21 +85,20 @@ def test_unpacked_site_opens_in_chromium(demo, tmp_path):
     with tarfile.open(archive) as tf:
         tf.extractall(folder, filter="data")
     failed: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page()
-        # ERR_ABORTED is a load cut short by navigating on (the favicon of a page left at
-        # once); a missing file is ERR_FILE_NOT_FOUND and fails the test
-        page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}")
-                if "ERR_ABORTED" not in (r.failure or "") else None)
-        page.goto((folder / "site" / "index.html").as_uri())
-        assert "atlas demo" in page.title()
-        page.click("header.top nav >> text=conv5")
-        page.wait_for_load_state("load")
-        assert page.url.endswith("/site/layers/features.conv5/index.html")
-        page.goto((folder / "site" / "layers" / "features.conv5" / "3.html").as_uri())
-        assert re.search(r"conv5 unit 3", page.content())
-        images = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
-        browser.close()
+    ctx = chromium.new_context()
+    page = ctx.new_page()
+    # ERR_ABORTED is a load cut short by navigating on (the favicon of a page left at
+    # once); a missing file is ERR_FILE_NOT_FOUND and fails the test
+    page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}")
+            if "ERR_ABORTED" not in (r.failure or "") else None)
+    page.goto((folder / "site" / "index.html").as_uri())
+    assert "atlas demo" in page.title()
+    page.click("header.top nav >> text=conv5")
+    page.wait_for_load_state("load")
+    assert page.url.endswith("/site/layers/features.conv5/index.html")
+    page.goto((folder / "site" / "layers" / "features.conv5" / "3.html").as_uri())
+    assert re.search(r"conv5 unit 3", page.content())
+    images = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+    ctx.close()
     assert images and all(w > 0 for w in images), images
     assert not failed, failed

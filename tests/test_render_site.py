@@ -129,6 +129,44 @@ def test_unit_page_shows_everything_computed(hostile_site):
         assert f'../layers/{layer}/' in image
 
 
+def test_thumbnail_of_a_top_image_is_its_view_when_sizes_agree(hostile_site, tmp_path):
+    """A model view no larger than a thumbnail is the thumbnail: the site stores it once (a
+    link to the view); other paged images keep the thumbs stage's own file. With bigger views
+    (224 px) the thumbnail stays a picture of its own."""
+    run, _ = hostile_site
+    site = run / "site"
+    top = {int(i) for i in np.load(run / "stages/topk/features.conv5/ids.npy").ravel()}
+    i = min(top)
+    thumb, view = site / f"img/data/{i}.jpg", site / f"img/view/{i}.jpg"
+    assert os.path.samefile(thumb, view) or thumb.read_bytes() == view.read_bytes()
+    paged = sorted(int(p.stem) for p in (site / "img/data").glob("*.jpg"))
+    others = [j for j in paged if not (site / f"img/view/{j}.jpg").exists()]
+    for j in others[:3]:
+        assert (site / f"img/data/{j}.jpg").read_bytes() == (run / f"stages/thumbs/img/{j}.jpg").read_bytes()
+    big = write_synthetic_run(tmp_path / "big", SyntheticSpec(images=20, view=64))
+    render_site(big, workers=1)
+    j = int(np.load(big / "stages/topk/features.conv5/ids.npy")[0, 0])
+    t, v = big / f"site/img/data/{j}.jpg", big / f"site/img/view/{j}.jpg"
+    assert not os.path.samefile(t, v) and t.read_bytes() != v.read_bytes()
+
+
+def test_image_page_lists_only_layers_with_units(tmp_path):
+    """An image page names a layer only when some unit of it keeps the image among its top
+    images, and says so when none does (images paged for the map only)."""
+    run = write_synthetic_run(tmp_path / "run", SyntheticSpec(images=400, k=2))
+    render_site(run, workers=1)
+    ids = {layer: np.load(run / f"stages/topk/{layer}/ids.npy") for layer in ("features.conv5", "classifier.fc7")}
+    seen = {"none": 0, "one": 0}
+    for p in sorted((run / "site/images").glob("*.html")):
+        i, html = int(p.stem), p.read_text(encoding="utf-8")
+        has = {layer: bool((top == i).any()) for layer, top in ids.items()}
+        for layer, yes in has.items():
+            assert (f'<h3><a href="../layers/{layer}/index.html">' in html) == yes
+        assert ("No unit keeps this image among its top images." in html) == (not any(has.values()))
+        seen["none" if not any(has.values()) else "one" if not all(has.values()) else "both"] = 1
+    assert seen["none"] and seen["one"]          # both cases were looked at
+
+
 def test_image_pages_link_back_to_units(hostile_site):
     """Unit pages link to their top images; those images' pages link back to the unit."""
     run, _ = hostile_site

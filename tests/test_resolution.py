@@ -118,10 +118,9 @@ def test_site_links_the_stage_files(run):
 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is absent")
-def test_heat_canvas_draws_the_overlay(tmp_path):
+def test_heat_canvas_draws_the_overlay(tmp_path, chromium):
     """site/heat.js draws a stored heat grid as heatmaps.overlay colours it: compositing its
     canvas (colour C, alpha 1 - m) over an image gives overlay(image, bilinear(grid))."""
-    sync_api = pytest.importorskip("playwright.sync_api")
     import torch
 
     from atlas.evidence.heatmaps import overlay, upsample
@@ -129,14 +128,13 @@ def test_heat_canvas_draws_the_overlay(tmp_path):
     run = write_synthetic_run(tmp_path / "run", SyntheticSpec(stages=("dataset", "topk", "evidence")))
     render_site(run, workers=1)
     grid = load(run / "stages" / "evidence" / "features.conv5").heat[3, 0]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium")
-        page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
-        page.goto((run / "site" / "layers" / "features.conv5" / "3.html").as_uri())
-        page.wait_for_function("document.querySelector('canvas.heat').width > 0")
-        size, rgba = page.evaluate("""() => { const c = document.querySelector('canvas.heat');
-            return [c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""")
-        browser.close()
+    ctx = chromium.new_context(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+    page = ctx.new_page()
+    page.goto((run / "site" / "layers" / "features.conv5" / "3.html").as_uri())
+    page.wait_for_function("document.querySelector('canvas.heat').width > 0")
+    size, rgba = page.evaluate("""() => { const c = document.querySelector('canvas.heat');
+        return [c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""")
+    ctx.close()
     rgba = np.asarray(rgba, np.float64).reshape(size, size, 4) / 255
     heat = upsample(torch.from_numpy(grid.astype(np.float32) / 255), size).clamp(0, 1).numpy()
     for gray in (0, 128, 255):   # any image under the canvas

@@ -40,13 +40,8 @@ def synth_site(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
+def browser(chromium):
+    return chromium   # conftest.chromium: one browser for every browser test of the session
 
 
 @contextmanager

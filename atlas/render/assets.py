@@ -54,12 +54,31 @@ def data_image_jobs(data: SiteData, with_sheets: bool) -> list[Job]:
     if thumbs is None:
         return []
     maker = LinkMaker()
-    jobs = [Job(names.data_thumb(int(i)), maker, (thumbs.path(int(i)), thumbs.sha.get(thumbs.rel(int(i)), "")))
+    same = same_size_views(data)
+    jobs = [Job(names.data_thumb(int(i)), maker, same.get(int(i)) or (thumbs.path(int(i)), thumbs.sha.get(thumbs.rel(int(i)), "")))
             for i in data.paged]
     if with_sheets:
         jobs += [Job(names.data_sheet(s), maker, (thumbs.dir / rel, thumbs.sha.get(rel, "")))
                  for s, rel in enumerate(thumbs.sheet_rels())]
     return jobs
+
+
+def same_size_views(data: SiteData) -> dict[int, tuple[Path, str]]:
+    """Top images whose evidence view is the same picture as their thumbnail would be (the
+    model's view at the thumbnail's size, in the thumbnail's format: a model whose input is no
+    larger than a thumbnail, e.g. 32 px): image id -> (view file, sha256). For these the site's
+    thumbnail is a link to the view, so the picture is stored once, not twice."""
+    thumbs, found = data.thumbs, {}
+    for layer in data.layers:
+        ev = layer.evidence
+        pics = None if ev is None else ev.pictures
+        if pics is None or pics.ext != thumbs.ext or pics.geometry.display_size != thumbs.size:
+            continue
+        for i in np.asarray(layer.topk_ids).ravel().tolist():
+            if i >= 0 and i not in found:
+                path = pics.view_path(i)
+                found[i] = (path, ev.sha.get(f"views/{path.name}", ""))
+    return found
 
 
 def layer_image_jobs(data: SiteData) -> list[Job]:

@@ -359,7 +359,7 @@ def image_context(data: SiteData, views: list[LayerView], member: list, paged: l
                         "units": [card(view, u, fmt(v), root) for v, u in entries[:N_EXCITES]],
                         "topk_of": [{"href": root + names.unit_page(view.ref["slug"], u),
                                      "name": f"{view.ref['short']}:{u}"}
-                                    for _, u in sorted(entries, key=lambda e: e[1])[:24]],
+                                    for _, u in sorted(entries[N_EXCITES:], key=lambda e: e[1])[:24]],
                         "topk_count": len(entries)})
     label = int(labels[i])
     at = bisect.bisect_left(paged, i)  # paged: data.paged as a list
