@@ -114,14 +114,19 @@ def shared_features(ctx, layer: str, ids: np.ndarray, key: str) -> np.ndarray:
     return np.concatenate([c.arrays()["features"] for c in done])
 
 
+# Unique top images whose codes are held at once while summing unit codes: 1024 x 4096 float32
+# is 16 MiB, so the stage's peak memory hardly depends on how many unique top images there are.
+UNIT_CODE_BATCH = 1024
+
+
 def unit_codes(ctx, layer: str, top_ids: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per analysed layer, (C, D): the mean map-layer code of each unit's top-k images
     (non-finite codes as 0), accumulated batch by batch over the unique top images."""
     unique = np.unique(np.concatenate([ids[ids >= 0].ravel() for ids in top_ids.values()]))
     sums: dict[str, np.ndarray] = {}
-    for start in range(0, len(unique), 4096):
-        part = unique[start:start + 4096]
-        feats = np.nan_to_num(features(ctx, layer, part), nan=0.0, posinf=0.0, neginf=0.0)
+    for start in range(0, len(unique), UNIT_CODE_BATCH):
+        part = unique[start:start + UNIT_CODE_BATCH]
+        feats = np.nan_to_num(features(ctx, layer, part), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         for name, ids in top_ids.items():
             pos = np.searchsorted(part, ids)
             hit = (ids >= 0) & (pos < len(part)) & (part[np.minimum(pos, len(part) - 1)] == ids)
