@@ -1,6 +1,6 @@
 """Whole-run wall time of `atlas demo --quick`'s config with 1 and with 2 processes.
 
-    python benchmarks/ranks_speed.py [--repeats 1] [--keep DIR]
+    python benchmarks/ranks_speed.py [--repeats 1] [--keep DIR] [--pin]
 
 Each measurement is `python -m torch.distributed.run --standalone --nproc-per-node=N -m
 atlas demo --quick` into a fresh folder (gloo, CPU, OMP_NUM_THREADS=1, so each process
@@ -8,6 +8,12 @@ uses one core), from the first import to the last line; the 1-process and 2-proc
 alternate in the same invocation (with --repeats R: R pairs, medians reported), so the
 load of the machine hits both alike. The artifacts of the two are compared (they must be
 equal). `speedup` = 1-process time / 2-process time. Last line: one JSON object.
+
+OMP_NUM_THREADS=1 does not keep a 1-process run on one core: its DataLoader workers, the
+renderer's worker processes and the maps' t-SNE beside UMAP (threads) use the second core
+too. `--pin` confines each run to as many cores as it has processes (CPU affinity of
+torchrun and everything under it: cores {0} and {0, 1}), which measures how the work is
+shared rather than how much of the second core one process already borrows.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def demo(nproc: int, out: Path) -> tuple[float, float]:
+def demo(nproc: int, out: Path, pin: bool = False) -> tuple[float, float]:
     """Seconds of one whole `atlas demo --quick` run with `nproc` processes, and the CPU
     seconds (user + sys) it used: torchrun and every process under it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATLAS_DIST_BACKEND": "gloo",
@@ -37,7 +43,9 @@ def demo(nproc: int, out: Path) -> tuple[float, float]:
            "-m", "atlas", "demo", "--quick", "--device", "cpu", "--out", str(out)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    cores = sorted(os.sched_getaffinity(0))[:nproc]
+    pin_to = (lambda: os.sched_setaffinity(0, cores)) if pin else None
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, preexec_fn=pin_to)
     seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -60,6 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=1, help="pairs of runs (medians are reported)")
     ap.add_argument("--keep", type=Path, help="keep the last runs' folders here")
+    ap.add_argument("--pin", action="store_true", help="confine each run to as many cores as it has processes")
     args = ap.parse_args()
     from tests.test_resume import artifact_digests
     work = Path(tempfile.mkdtemp(prefix="ranks-speed-"))
@@ -71,7 +80,7 @@ def main() -> None:
                 out = work / f"n{n}"
                 shutil.rmtree(out, ignore_errors=True)
                 load.append(os.getloadavg()[0])
-                seconds, cpu_s = demo(n, out)
+                seconds, cpu_s = demo(n, out, args.pin)
                 (one if n == 1 else two).append(seconds)
                 cpu[n].append(cpu_s)
                 print(f"{n} process(es): {seconds:.1f} s, {cpu_s:.1f} CPU s (load average {load[-1]:.2f} before)",
@@ -86,7 +95,7 @@ def main() -> None:
     t1, t2 = statistics.median(one), statistics.median(two)
     lowest = min((min(v) / sum(v) for v in split.values() if sum(v)), default=0.0)
     print(json.dumps({"config": "atlas demo --quick", "backend": "gloo", "device": "cpu", "threads_per_process": 1,
-                      "cpus": os.cpu_count(), "repeats": args.repeats, "seconds_1": round(t1, 1),
+                      "cpus": os.cpu_count(), "pinned": args.pin, "repeats": args.repeats, "seconds_1": round(t1, 1),
                       "seconds_2": round(t2, 1), "runs_1": [round(s, 1) for s in one],
                       "runs_2": [round(s, 1) for s in two], "cpu_seconds_1": [round(s, 1) for s in cpu[1]],
                       "cpu_seconds_2": [round(s, 1) for s in cpu[2]], "load_average": [round(v, 2) for v in load],
