@@ -150,6 +150,21 @@ def test_thumbnail_of_a_top_image_is_its_view_when_sizes_agree(hostile_site, tmp
     assert not os.path.samefile(t, v) and t.read_bytes() != v.read_bytes()
 
 
+def test_image_page_magnifies_a_small_picture_pixel_for_pixel(hostile_site, tmp_path):
+    """A 32-px model view is drawn 256 px wide (a whole factor, pixelated) and says so; a
+    view of 256 px or more is drawn at its own size."""
+    run, _ = hostile_site
+    i = int(np.load(run / "stages/topk/features.conv5/ids.npy")[0, 0])
+    html = (run / f"site/images/{i}.html").read_text(encoding="utf-8")
+    assert f'<img class="big px" src="../img/view/{i}.jpg" width="256" height="256"' in html
+    assert "32×32 px (jpeg), magnified 8×" in html
+    big = write_synthetic_run(tmp_path / "big", SyntheticSpec(images=20, view=256))
+    render_site(big, workers=1)
+    j = int(np.load(big / "stages/topk/features.conv5/ids.npy")[0, 0])
+    html = (big / f"site/images/{j}.html").read_text(encoding="utf-8")
+    assert f'<img class="big" src="../img/view/{j}.jpg" width="256" height="256"' in html and "magnified" not in html
+
+
 def test_image_page_lists_only_layers_with_units(tmp_path):
     """An image page names a layer only when some unit of it keeps the image among its top
     images, and says so when none does (images paged for the map only)."""

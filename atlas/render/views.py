@@ -20,6 +20,7 @@ from atlas.render.tiles import tile_groups, tile_refs
 
 HEAT_NAMES = {"activation": "activation map", "gradcam": "Grad-CAM map", "saliency": "saliency map"}
 MIN_VIEW_CSS = 128   # a 32-px model view (CIFAR, the world) is shown this wide, pixelated
+MIN_IMAGE_CSS = 256  # an image page's picture is magnified (whole factor, pixelated) to at least this
 N_NEIGHBORS = 8
 N_EXCITES = 6
 CLASS_UNITS = 12
@@ -363,16 +364,19 @@ def image_context(data: SiteData, views: list[LayerView], member: list, paged: l
                         "topk_count": len(entries)})
     label = int(labels[i])
     at = bisect.bisect_left(paged, i)  # paged: data.paged as a list
-    src, shown = root + names.data_thumb(i), f"thumbnail, {data.thumb_size} px"
+    src, shown, px = root + names.data_thumb(i), f"thumbnail, {data.thumb_size} px", data.thumb_size
     for li, view in enumerate(views):
         pics = view.data.evidence.pictures if view.data.evidence is not None else None
         if pics is not None and member[li].get(i):
-            d = pics.geometry.display_size
-            src, shown = root + names.view_file(i, pics.ext), f"the model's view, {d}×{d} px ({pics.meta.get('format', '')})"
+            px = pics.geometry.display_size
+            src, shown = root + names.view_file(i, pics.ext), f"the model's view, {px}×{px} px ({pics.meta.get('format', '')})"
             break
+    zoom = max(1, MIN_IMAGE_CSS // max(px, 1))   # a small picture is magnified by a whole factor, pixel for pixel
+    if zoom > 1:
+        shown += f", magnified {zoom}×"
     return {"id": i, "cls": class_name(data, label), "shown": shown, "cls_href": root + names.class_page(label, data.class_names[label])
             if label >= 0 and label < len(data.class_names) else None,
-            "desc": data.images.desc(i), "src": src, "neighbors": neighbors,
+            "desc": data.images.desc(i), "src": src, "css_px": px * zoom, "pixelated": zoom > 1, "neighbors": neighbors,
             "excites": excites, "has_map": bool(maps and maps.coords),
             "prev": paged[at - 1] if at > 0 else None,
             "next": paged[at + 1] if at + 1 < len(paged) else None}
