@@ -98,25 +98,25 @@ def useful_workers(count: int, workers: int) -> int:
     return max(0, min(workers, count // MIN_IMAGES_PER_WORKER))
 
 
+def _loader(dataset: SourceDataset, batch_size: int, workers: int, pin_memory: bool,
+            collate_fn=None) -> DataLoader:
+    """The one DataLoader set-up: in order, workers only where useful, dying with their parent."""
+    workers = useful_workers(len(dataset), workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin_memory,
+                      collate_fn=collate_fn, worker_init_fn=die_with_parent if workers > 0 else None,
+                      persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
+
+
 def make_loader(source: Source, transform, batch_size: int, workers: int,
                 ids: np.ndarray | None = None, pin_memory: bool = False) -> DataLoader:
-    dataset = SourceDataset(source, transform, ids)
-    workers = useful_workers(len(dataset), workers)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                      num_workers=workers, pin_memory=pin_memory,
-                      worker_init_fn=die_with_parent if workers > 0 else None, persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
+    return _loader(SourceDataset(source, transform, ids), batch_size, workers, pin_memory)
 
 
 def make_checked_loader(source: Source, transform, batch_size: int, workers: int,
                         ids: np.ndarray | None = None, pin_memory: bool = False) -> DataLoader:
     """Like make_loader, yielding (images or None, ids, [(id, reason)]): the images that
     decode and, with their reasons, the ones that do not (collate_checked)."""
-    dataset = CheckedDataset(source, transform, ids)
-    workers = useful_workers(len(dataset), workers)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                      num_workers=workers, pin_memory=pin_memory, collate_fn=collate_checked,
-                      worker_init_fn=die_with_parent if workers > 0 else None, persistent_workers=False,
-                      prefetch_factor=4 if workers > 0 else None)
+    return _loader(CheckedDataset(source, transform, ids), batch_size, workers, pin_memory, collate_checked)
 
 
 def to_display(spec: ModelSpec, tensor: torch.Tensor) -> np.ndarray:
