@@ -11,6 +11,9 @@ iteration: generator forward and backward, network forward and backward) over th
 of a dense square matmul on the same device, in the same dtype, measured in the same run.
 On CUDA the forward passes run under bf16 autocast.
 
+On CUDA the batched run is timed with cuDNN's autotuner (torch.backends.cudnn.benchmark)
+off and on (`cudnn_benchmark_speedup`), and the faster setting is kept for what follows.
+
 `--all-layers` then times the whole job the issue sizes: every unit of the model's default
 layers (torchvision alexnet: conv1..fc8, 10,344 units), one seed each, `--all-iters`
 iterations (default 200), in batches of `--batch` units: `all_units`, `all_units_s` (wall
@@ -113,6 +116,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--nchw", action="store_true", help="keep NCHW memory format (default: channels_last)")
     ap.add_argument("--no-autocast", action="store_true", help="no bf16 autocast on CUDA")
+    ap.add_argument("--profile", action="store_true", help="print torch.profiler's top operators of a batched run")
     ap.add_argument("--all-layers", action="store_true", help="also time every unit of the default layers")
     ap.add_argument("--all-iters", type=int, default=200, help="iterations per unit for --all-layers")
     ap.add_argument("--all-max-s", type=float, default=None, help="stop --all-layers after this many seconds")
@@ -148,6 +152,15 @@ def main() -> None:
     run(units[:min(batch, 8)], units[:min(batch, 8)])
     batch_secs = timed(lambda: run(units, units), device)
     batch_rate = batch / batch_secs
+    cudnn = {}
+    if device.type == "cuda":  # the same batched run with cuDNN's autotuner on and off, side by side
+        cudnn[torch.backends.cudnn.benchmark] = batch_rate
+        torch.backends.cudnn.benchmark = not torch.backends.cudnn.benchmark
+        run(units, units)  # autotuning happens on the first call of each shape
+        cudnn[torch.backends.cudnn.benchmark] = batch / timed(lambda: run(units, units), device)
+        torch.backends.cudnn.benchmark = cudnn[True] > cudnn[False]
+        batch_rate = max(cudnn.values())
+        batch_secs = batch / batch_rate
     flops_per_iter = iteration_flops(bundle, target, unit_objective(node, torch.tensor(units) % units_in_layer),
                                      initial_codes(units, code_dim, device), autocast)
     achieved = flops_per_iter * args.iters / batch_secs
@@ -165,7 +178,18 @@ def main() -> None:
               "units_per_s_batched": round(batch_rate, 3), "units_per_s_loop": round(loop_rate, 3),
               "gflop_per_unit_iter": round(flops_per_iter / batch / 1e9, 5),
               "achieved_gflops": round(achieved / 1e9, 2), "matmul_gflops": round(peak / 1e9, 2)}
+    if cudnn:
+        result.update({"cudnn_benchmark_speedup": round(cudnn[True] / cudnn[False], 3),
+                       "cudnn_benchmark": torch.backends.cudnn.benchmark})
     print(f"{batch} units batched: {batch_rate:.2f} units/s; one at a time: {loop_rate:.2f} units/s", flush=True)
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            run(units, units)
+            sync(device)
+        key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=18), flush=True)
     if args.all_layers:
         result.update(time_all_layers(spec, target, bundle, code_dim, device, batch, args.all_iters, autocast,
                                       args.all_max_s))
