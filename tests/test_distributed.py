@@ -13,7 +13,7 @@ from tests.test_resume import artifact_digests
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("features.conv2", "features.conv5", "classifier.fc7")
 # the stages whose cost grows with units or images: each must be shared
-SHARED = ("topk", "concepts", "dissect", "maps",
+SHARED = ("topk", "concepts", "dissect", "maps", "thumbs",
           *(f"{kind}/{layer}" for kind in ("featvis", "evidence", "figures") for layer in LAYERS))
 
 

@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from atlas.distributed import barrier, gather
-from atlas.artifacts.store import fault_point
+from atlas.artifacts.store import fault_point, make_durable
 
 ARRAYS = "arrays.npz"
 DONE = "done.json"
@@ -101,10 +101,7 @@ def _save(final: Path, rank: int, items: int, compute: Callable, start: int, sto
                 np.savez(f, **arrays)
         with open(tmp / DONE, "w", encoding="utf-8") as f:
             json.dump({"rank": rank, "items": items, "seconds": round(time.time() - t0, 3)}, f)
-        for p in tmp.rglob("*"):
-            if p.is_file():
-                with open(p, "rb") as fh:
-                    os.fsync(fh.fileno())
+        make_durable(tmp, [p for p in tmp.rglob("*") if p.is_file()])
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

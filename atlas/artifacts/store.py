@@ -8,6 +8,7 @@ listed file is there with its recorded size.
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -19,7 +20,7 @@ import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -94,6 +95,38 @@ def write_json(path: Path, obj: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+def _syncfs():
+    """libc's syncfs(2) where there is one (Linux), else None."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _syncfs()
+
+
+def make_durable(folder: Path, files: Iterable[Path]) -> None:
+    """Put `files` (just written under `folder`) on disk, before a rename makes them count.
+    Where Linux offers syncfs(2), one call flushes the folder's file system: one journal
+    commit (about 5 ms) where an fsync per file costs one each (2-5 ms a file here, seconds
+    for a stage or a chunk of a thousand pictures). Elsewhere, or if it fails: fsync each."""
+    if _SYNCFS is not None:
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                if _SYNCFS(fd) == 0:
+                    return
+            finally:
+                os.close(fd)
+    for f in files:
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -280,11 +313,9 @@ class RunStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         fault_point("store:files-written")
-        files = {}
-        for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-            files[f.relative_to(tmp).as_posix()] = describe_file(f)
+        paths = sorted(p for p in tmp.rglob("*") if p.is_file())
+        make_durable(tmp, paths)
+        files = {f.relative_to(tmp).as_posix(): describe_file(f) for f in paths}
         write_json(tmp / MANIFEST, {"stage": name, "key": key, "files": files,
                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta})
         fault_point("store:manifest-written")

@@ -12,6 +12,8 @@ The renderer links these files into the site and never encodes them again; figur
 the few they show."""
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -102,8 +104,18 @@ def read(store: RunStore) -> Thumbs | None:
     return Thumbs(dir=d, ids=ids, meta=meta, sha=file_sha(man))
 
 
+def write_thumb(folder: Path, image_id: int, pixels: np.ndarray, quality: int) -> int:
+    """`folder/img/<id>.<ext>`: one thumbnail encoded (the stage's chunks and its writer
+    encode through here, so the bytes are the same whichever writes it); its bytes."""
+    blob = encode(pixels, FORMAT, quality)
+    (Path(folder) / "img").mkdir(parents=True, exist_ok=True)
+    (Path(folder) / "img" / f"{int(image_id)}.{EXT}").write_bytes(blob)
+    return len(blob)
+
+
 class ThumbsWriter:
-    """Writes the stage: `add` thumbnails in ascending id order, then `finish`."""
+    """Writes the stage: thumbnails in ascending id order (`add` encodes one, `place` links
+    one a chunk encoded with `write_thumb`), then `finish`."""
 
     def __init__(self, out: Path, size: int, quality: int = 85):
         self.out, self.size, self.fmt, self.quality, self.ext = Path(out), size, FORMAT, quality, EXT
@@ -115,14 +127,34 @@ class ThumbsWriter:
 
     def add(self, image_id: int, pixels: np.ndarray) -> None:
         """Thumbnail of image `image_id`: uint8 (size, size, 3); ids must ascend."""
+        self._check(image_id, pixels)
+        self.bytes += write_thumb(self.out, image_id, pixels, self.quality)
+        self._keep(image_id, pixels)
+
+    def place(self, image_id: int, chunk: Path, pixels: np.ndarray) -> None:
+        """Thumbnail of image `image_id` that a chunk wrote (`chunk/img/<id>.<ext>`, by
+        `write_thumb`), hard-linked here (copied where links are refused); `pixels` are the
+        tile for the sprite sheets. Ids must ascend."""
+        self._check(image_id, pixels)
+        src, dst = Path(chunk) / self.rel(image_id), self.out / self.rel(image_id)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+        self.bytes += dst.stat().st_size
+        self._keep(image_id, pixels)
+
+    def rel(self, image_id: int) -> str:
+        return f"img/{int(image_id)}.{self.ext}"
+
+    def _check(self, image_id: int, pixels: np.ndarray) -> None:
         if pixels.shape != (self.size, self.size, 3):
             raise ValueError(f"thumbnail of image {image_id}: shape {pixels.shape}, expected "
                              f"({self.size}, {self.size}, 3)")
         if self.ids and image_id <= self.ids[-1]:
             raise ValueError(f"thumbnail ids must ascend: {image_id} after {self.ids[-1]}")
-        blob = encode(pixels, self.fmt, self.quality)
-        (self.out / "img" / f"{int(image_id)}.{self.ext}").write_bytes(blob)
-        self.bytes += len(blob)
+
+    def _keep(self, image_id: int, pixels: np.ndarray) -> None:
         self.ids.append(int(image_id))
         self._tiles.append(np.asarray(pixels, np.uint8))
         if len(self._tiles) == SHEET_PER:  # memory: one sheet of tiles at a time
