@@ -9,7 +9,18 @@ over the same optimizations run one unit at a time (act_max.py's way). `flop_uti
 FLOP/s achieved by the batched run (FLOPs counted by torch's FlopCounterMode over one
 iteration: generator forward and backward, network forward and backward) over the FLOP/s
 of a dense square matmul on the same device, in the same dtype, measured in the same run.
-On CUDA the forward passes run under bf16 autocast. The last line printed is one JSON object.
+On CUDA the forward passes run under bf16 autocast.
+
+On CUDA the batched run is timed with cuDNN's autotuner (torch.backends.cudnn.benchmark)
+off and on (`cudnn_benchmark_speedup`), and the faster setting is kept for what follows.
+
+`--all-layers` then times the whole job the issue sizes: every unit of the model's default
+layers (torchvision alexnet: conv1..fc8, 10,344 units), one seed each, `--all-iters`
+iterations (default 200), in batches of `--batch` units: `all_units`, `all_units_s` (wall
+time, device synchronized) and `all_units_s_per_layer`. A conv unit's objective is its
+channel's centre neuron, as in the featvis stage. `--all-max-s` stops early (after the batch
+that passes it) and then reports the units done and `all_units_s_extrapolated`.
+The last line printed is one JSON object.
 """
 from __future__ import annotations
 
@@ -105,6 +116,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--nchw", action="store_true", help="keep NCHW memory format (default: channels_last)")
     ap.add_argument("--no-autocast", action="store_true", help="no bf16 autocast on CUDA")
+    ap.add_argument("--profile", action="store_true", help="print torch.profiler's top operators of a batched run")
+    ap.add_argument("--all-layers", action="store_true", help="also time every unit of the default layers")
+    ap.add_argument("--all-iters", type=int, default=200, help="iterations per unit for --all-layers")
+    ap.add_argument("--all-max-s", type=float, default=None, help="stop --all-layers after this many seconds")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,6 +152,15 @@ def main() -> None:
     run(units[:min(batch, 8)], units[:min(batch, 8)])
     batch_secs = timed(lambda: run(units, units), device)
     batch_rate = batch / batch_secs
+    cudnn = {}
+    if device.type == "cuda":  # the same batched run with cuDNN's autotuner on and off, side by side
+        cudnn[torch.backends.cudnn.benchmark] = batch_rate
+        torch.backends.cudnn.benchmark = not torch.backends.cudnn.benchmark
+        run(units, units)  # autotuning happens on the first call of each shape
+        cudnn[torch.backends.cudnn.benchmark] = batch / timed(lambda: run(units, units), device)
+        torch.backends.cudnn.benchmark = cudnn[True] > cudnn[False]
+        batch_rate = max(cudnn.values())
+        batch_secs = batch / batch_rate
     flops_per_iter = iteration_flops(bundle, target, unit_objective(node, torch.tensor(units) % units_in_layer),
                                      initial_codes(units, code_dim, device), autocast)
     achieved = flops_per_iter * args.iters / batch_secs
@@ -154,8 +178,60 @@ def main() -> None:
               "units_per_s_batched": round(batch_rate, 3), "units_per_s_loop": round(loop_rate, 3),
               "gflop_per_unit_iter": round(flops_per_iter / batch / 1e9, 5),
               "achieved_gflops": round(achieved / 1e9, 2), "matmul_gflops": round(peak / 1e9, 2)}
-    print(f"{batch} units batched: {batch_rate:.2f} units/s; one at a time: {loop_rate:.2f} units/s")
+    if cudnn:
+        result.update({"cudnn_benchmark_speedup": round(cudnn[True] / cudnn[False], 3),
+                       "cudnn_benchmark": torch.backends.cudnn.benchmark})
+    print(f"{batch} units batched: {batch_rate:.2f} units/s; one at a time: {loop_rate:.2f} units/s", flush=True)
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            run(units, units)
+            sync(device)
+        key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=18), flush=True)
+    if args.all_layers:
+        result.update(time_all_layers(spec, target, bundle, code_dim, device, batch, args.all_iters, autocast,
+                                      args.all_max_s))
     print(json.dumps(result))
+
+
+def time_all_layers(spec, target, bundle, code_dim: int, device, batch: int, iters: int, autocast: bool,
+                    max_s: float | None) -> dict:
+    """Every unit of the spec's default layers, one seed each, `iters` DGN-AM iterations,
+    `batch` units a run; wall time with the device synchronized."""
+    nodes = [spec.resolve_layer(a) for a in spec.default_layers]
+    with torch.no_grad():
+        probe = target.net_for(nodes)(torch.zeros(1, 3, spec.input_size, spec.input_size, device=device))
+    sizes = {node: probe[node].shape[1] for node in nodes}
+    total = sum(sizes.values())
+    settings = DGNSettings(iters=iters)
+    done, per_layer, stopped = 0, {}, False
+    sync(device)
+    t0 = time.perf_counter()
+    for alias, node in zip(spec.default_layers, nodes):
+        t_layer = time.perf_counter()
+        for start in range(0, sizes[node], batch):
+            units = list(range(start, min(sizes[node], start + batch)))
+            dgn_am(bundle, target, unit_objective(node, torch.tensor(units)), initial_codes(units, code_dim, device),
+                   settings, autocast=autocast)
+            done += len(units)
+            if max_s is not None and time.perf_counter() - t0 > max_s:
+                stopped = True
+                break
+        sync(device)
+        per_layer[alias] = round(time.perf_counter() - t_layer, 2)
+        elapsed = time.perf_counter() - t0
+        print(f"{alias}: {sizes[node]} units in {per_layer[alias]:.1f} s; {done}/{total} units, {elapsed:.1f} s",
+              flush=True)
+        if stopped:
+            break
+    secs = time.perf_counter() - t0
+    out = {"all_units": total, "all_units_done": done, "all_iters": iters, "all_units_s": round(secs, 2),
+           "all_units_s_per_layer": per_layer}
+    if stopped:
+        out["all_units_s_extrapolated"] = round(secs * total / done, 1)
+    return out
 
 
 if __name__ == "__main__":
