@@ -166,3 +166,46 @@
     }
   });
 })();
+
+// Sprite sheets (atlas/render/tiles.py SheetRef.js): where tile offset + j of unit u lies.
+// m: {base, ext, per, cols, n, offset, slots, units?}; returns {url, x, y, tx, ty} (x, y in
+// tiles; the sheet is tx x ty tiles, the last sheet of a layer may be smaller) or null.
+window.atlasSprite = function (m, u, j) {
+  var slot = u;
+  if (m.units) {
+    if (!m.slotOf) { m.slotOf = {}; m.units.forEach(function (v, i) { m.slotOf[v] = i; }); }
+    slot = m.slotOf.hasOwnProperty(u) ? m.slotOf[u] : -1;
+  }
+  if (slot < 0 || slot >= m.slots) return null;
+  var s = Math.floor(slot / m.per), i = slot % m.per, left = Math.min(m.per, m.slots - s * m.per);
+  return {url: m.base + s + m.ext, x: (i % m.cols) * m.n + m.offset + (j || 0), y: Math.floor(i / m.cols),
+          tx: Math.min(m.cols, left) * m.n, ty: Math.ceil(left / m.cols)};
+};
+
+// "This unit's pictures" links on unit pages: the unit's tiles cut from the sheet on a canvas
+// and saved as a PNG (lossless: the sheets are opaque, PNG in and out). A page opened from
+// file:// may not read a canvas it drew an image on; then the link opens the whole sheet.
+document.addEventListener("click", function (ev) {
+  var a = ev.target && ev.target.closest ? ev.target.closest("a.fvsave") : null;
+  if (!a || ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+  ev.preventDefault();
+  var d = a.dataset, im = new Image();
+  function whole() { window.location.href = a.href; }
+  im.onerror = whole;
+  im.onload = function () {
+    var w = im.naturalWidth / +d.tx, h = im.naturalHeight / +d.ty, n = +d.n;
+    var c = document.createElement("canvas");
+    c.width = n * w; c.height = h;
+    c.getContext("2d").drawImage(im, +d.x * w, +d.y * h, n * w, h, 0, 0, n * w, h);
+    try {
+      c.toBlob(function (blob) {
+        if (!blob) return whole();
+        var url = URL.createObjectURL(blob), link = document.createElement("a");
+        link.href = url; link.download = d.file;
+        document.body.appendChild(link); link.click(); link.remove();
+        setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+      }, "image/png");
+    } catch (e) { whole(); }
+  };
+  im.src = a.href;
+});

@@ -16,10 +16,7 @@
   var GAP = 8, CAP = 36, MARGIN_ROWS = 3;
   var DEFAULT_DESC = {unit: false, max: true, sel: true, label: false, score: true};
   var modes = {};
-  D.modes.forEach(function (m) {
-    modes[m.id] = m;
-    if (m.only) { m.has = {}; m.only.forEach(function (u) { m.has[u] = true; }); }  // units with a picture
-  });
+  D.modes.forEach(function (m) { modes[m.id] = m; });
   var st = {sort: "unit", desc: false, mode: D.modes[0].id, q: "", dead: false, size: 112};
   var order = [], cols = 1, rowH = 1, cellW = 112, pool = {}, focusPos = -1, scheduled = false;
 
@@ -101,9 +98,10 @@
       return (ka < kb ? -1 : 1) * sign;
     });
     order = units;
-    var m = modes[st.mode];
+    var m = modes[st.mode], covered = m.byImage ? D.units : m.units ? m.units.length : Math.min(m.slots, D.units);
     countEl.textContent = (order.length === D.units ? D.units + " units" : order.length + " of " + D.units + " units") +
-      (m.count < D.units ? " · " + m.name + " for units 0–" + (m.count - 1) + ", faded: stand-ins" : "");
+      (covered < D.units ? " · " + m.name + " for " + (m.units ? covered + " units" : "units 0–" + (covered - 1)) +
+       ", faded: stand-ins" : "");
     layout(true);
   }
 
@@ -118,20 +116,22 @@
   }
 
   // The chosen picture of unit u, or, when the run has none for it (feature visualizations
-  // cover only the first units of a layer), the best one it has, marked as a stand-in.
+  // cover only the chosen units of a layer), the best one it has, marked as a stand-in.
+  // Sheet modes: unit u's tile of a sprite sheet (atlasSprite, site/atlas.js).
   function thumbOf(u) {
     var chosen = modes[st.mode], list = [chosen].concat(D.modes);
     for (var i = 0; i < list.length; i++) {
       var m = list[i];
-      if (u >= m.count || (m.has && !m.has[u])) continue;
-      var id = m.byImage ? D.top[u] : u;
-      if (id < 0) continue;
       var standIn = m !== chosen ? m.name : null;
-      if (m.per) {  // a sprite strip of m.per units: tile u % per of strip floor(u / per)
-        var s = Math.floor(u / m.per);
-        return {url: root + m.base + s + m.ext, n: Math.min(m.per, m.count - s * m.per), j: u % m.per, standIn: standIn};
+      if (m.byImage) {
+        if (D.top[u] < 0) continue;
+        return {url: root + m.base + D.top[u] + m.ext, x: 0, y: 0, tx: 1, ty: 1, standIn: standIn};
       }
-      return {url: root + m.base + id + m.ext, n: m.n, j: m.offset, standIn: standIn};
+      var p = window.atlasSprite(m, u, 0);
+      if (!p) continue;
+      p.url = root + p.url;
+      p.standIn = standIn;
+      return p;
     }
     return null;
   }
@@ -158,8 +158,8 @@
     var t = thumbOf(u);
     if (t) {
       th.style.backgroundImage = 'url("' + t.url + '")';
-      th.style.backgroundSize = (t.n * 100) + "% 100%";
-      th.style.backgroundPosition = (t.n > 1 ? (100 * t.j / (t.n - 1)) : 0) + "% 0";
+      th.style.backgroundSize = (t.tx * 100) + "% " + (t.ty * 100) + "%";   // tile (x, y) of a tx x ty sheet
+      th.style.backgroundPosition = (t.tx > 1 ? 100 * t.x / (t.tx - 1) : 0) + "% " + (t.ty > 1 ? 100 * t.y / (t.ty - 1) : 0) + "%";
       if (t.standIn) {
         th.className = "thumb standin";
         th.setAttribute("title", "no " + modes[st.mode].name + " for this unit; showing its " + t.standIn);

@@ -1,5 +1,5 @@
 // atlas: a pannable, zoomable map of images or units on a canvas (window.ATLAS_MAP).
-// Thumbnails come from sprite sheets (or per-unit strips) loaded only when their tiles are
+// Thumbnails come from sprite sheets (the data thumbnails' or the featvis stage's) loaded only when their tiles are
 // on screen and large enough to see; until then a point is a dot in its class colour.
 // Drawing images from file:// taints the canvas, which is fine: pixels are never read back.
 (function () {
@@ -92,17 +92,20 @@
     }
     return sh.ready ? sh.img : null;
   }
+  // a unit's feature visualization: its tile in the featvis stage's sheets (atlasSprite)
   function stripFor(u) {
-    var st = strips[u];
+    var p = window.atlasSprite(D.strips, u, 0);
+    if (!p) return null;
+    var st = strips[p.url];
     if (!st) {
       if (loadingStrips >= MAX_STRIP_LOADS) return null;
-      st = strips[u] = {img: new Image(), ready: false};
+      st = strips[p.url] = {img: new Image(), ready: false};
       loadingStrips++;
       st.img.onload = function () { st.ready = true; loadingStrips--; request(); };
       st.img.onerror = function () { loadingStrips--; };
-      st.img.src = root + D.strips.base + u + ".png";
+      st.img.src = root + p.url;
     }
-    return st.ready ? st.img : null;
+    return st.ready ? {img: st.img, p: p} : null;
   }
 
   function classBar(c, ts, x, y) {
@@ -115,11 +118,11 @@
     var c = D.cat[i];
     var half = ts / 2;
     if (show !== "dots" && ts >= 7) {
-      if (show === "strips" && D.strips && i < D.strips.count) {
-        var im = ts >= 14 ? stripFor(i) : null;
-        if (im) {
-          var w = im.naturalWidth / D.strips.n;
-          g.drawImage(im, D.strips.offset * w, 0, w, im.naturalHeight, x - half, y - half, ts, ts);
+      if (show === "strips" && D.strips && window.atlasSprite(D.strips, i, 0)) {
+        var sp = ts >= 14 ? stripFor(i) : null;
+        if (sp) {
+          var w = sp.img.naturalWidth / sp.p.tx, h = sp.img.naturalHeight / sp.p.ty;
+          g.drawImage(sp.img, sp.p.x * w, sp.p.y * h, w, h, x - half, y - half, ts, ts);
           classBar(c, ts, x, y);
           return;
         }

@@ -222,7 +222,7 @@ def write_synthetic_run(root: str | Path, spec: SyntheticSpec | None = None) -> 
                                                     "iterations": {p: 200 for p in spec.priors},
                                                     "crop": [0, 0, sz, sz] if len(shape) == 3 else None,
                                                     "size": sz, "labels": registry.labels(list(spec.priors))})
-                return {"units": u, "encode_s": encode_s}   # the strips, encoded by the contract's writer
+                return {"units": u, "encode_s": encode_s}   # the sheets, encoded by the contract's writer
 
             _write_stage(store, f"featvis/{name}", {"layer": name}, {"topk": keys.get("topk", "")}, fill_featvis)
 

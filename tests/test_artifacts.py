@@ -115,40 +115,64 @@ def _tiny_run(root: Path, rng=np.random.default_rng(0)) -> dict:
     return {"thumbs": thumbs, "arrays": arrays, "imgs": imgs, "info": info}
 
 
-def test_featvis_strips_are_encoded_by_the_writer(tmp_path):
-    """The featvis writer stores the site's pictures: per unit one lossless PNG strip of every
-    prior's seeds with tiles of one size (a group per size), named by the unit's index."""
+def test_featvis_sheets_are_encoded_by_the_writer(tmp_path, monkeypatch):
+    """The featvis writer stores the site's pictures: lossless PNG sprite sheets whose slot i
+    holds row i's strip (every prior's seeds of one tile size side by side; a group per
+    size), `per` strips a sheet, `cols` across, padded with PAD; `sheet_place` finds each tile."""
     from PIL import Image
+    monkeypatch.setattr(featvis, "SHEET_UNITS", 9)    # 12 rows: two sheets, the last one smaller
     rng = np.random.default_rng(1)
-    a = rng.integers(0, 256, (3, 2, 6, 6, 3), dtype=np.uint8)     # two priors of one size: one group
-    b = rng.integers(0, 256, (3, 2, 6, 6, 3), dtype=np.uint8)
-    c = rng.integers(0, 256, (3, 1, 4, 5, 3), dtype=np.uint8)     # another size: a second group
+    rows = 12
+    a = rng.integers(0, 256, (rows, 2, 6, 6, 3), dtype=np.uint8)     # two priors of one size: one group
+    b = rng.integers(0, 256, (rows, 2, 6, 6, 3), dtype=np.uint8)
+    c = rng.integers(0, 256, (rows, 1, 4, 5, 3), dtype=np.uint8)     # another size: a second group
     for prior, arr in (("a", a), ("b", b), ("c", c)):
         featvis.write_prior(tmp_path, prior, arr, np.ones(arr.shape[:2], np.float32))
-    seconds = featvis.write_meta(tmp_path, {"priors": ["a", "b", "c"], "seeds": 2, "units": [7, 2, 9]})
+    units = [7, 2, 9, 30, 31, 32, 33, 34, 35, 36, 37, 38]   # --units: slot i is row i, whatever the unit
+    seconds = featvis.write_meta(tmp_path, {"priors": ["a", "b", "c"], "seeds": 2, "units": units})
     meta = json.loads((tmp_path / "meta.json").read_text())
-    assert seconds >= 0 and meta["strips"] == [
-        {"name": "fv0", "tile": [6, 6], "parts": [["a", 0, 2], ["b", 2, 2]], "tiles": 4, "units": 3},
-        {"name": "fv1", "tile": [4, 5], "parts": [["c", 0, 1]], "tiles": 1, "units": 3}]
-    for row, unit in enumerate([7, 2, 9]):   # --units 7,2,9: files named by unit, not by row
-        got = np.asarray(Image.open(tmp_path / "strips/fv0" / f"{unit}.png"))
-        assert got.shape == (6, 24, 3)
-        for j, tile in enumerate([a[row, 0], a[row, 1], b[row, 0], b[row, 1]]):
-            assert np.array_equal(got[:, 6 * j:6 * j + 6], tile)          # lossless, tile j at x = 6j
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "strips/fv1" / f"{unit}.png")), c[row, 0])
-    assert not (tmp_path / "strips/fv0/0.png").exists()
+    assert seconds >= 0 and meta["sheets"] == [
+        {"name": "fv0", "tile": [6, 6], "parts": [["a", 0, 2], ["b", 2, 2]], "tiles": 4, "units": rows,
+         "per": 9, "cols": 2, "count": 2},
+        {"name": "fv1", "tile": [4, 5], "parts": [["c", 0, 1]], "tiles": 1, "units": rows, "per": 9, "cols": 3,
+         "count": 2}]
+    sheets = {(g, s): np.asarray(Image.open(tmp_path / f"sheets/{g}-{s}.png")) for g in ("fv0", "fv1") for s in (0, 1)}
+    assert sheets["fv0", 0].shape == (5 * 6, 2 * 4 * 6, 3) and sheets["fv0", 1].shape == (2 * 6, 2 * 4 * 6, 3)
+    assert sheets["fv1", 0].shape == (3 * 4, 3 * 5, 3) and sheets["fv1", 1].shape == (1 * 4, 3 * 5, 3)
+    groups = {g["name"]: g for g in meta["sheets"]}
+    for row in range(rows):
+        for group, tiles in (("fv0", [a[row, 0], a[row, 1], b[row, 0], b[row, 1]]), ("fv1", [c[row, 0]])):
+            h, w = groups[group]["tile"]
+            for j, tile in enumerate(tiles):
+                s, x, y, tx, ty = featvis.sheet_place(groups[group], row, j)
+                got = sheets[group, s]
+                assert got.shape[:2] == (ty * h, tx * w)
+                assert np.array_equal(got[y * h:(y + 1) * h, x * w:(x + 1) * w], tile)   # lossless, in place
+    assert (sheets["fv0", 0][4 * 6:, 4 * 6:] == featvis.PAD).all()   # slot 9 of sheet 0: padding
+    assert (sheets["fv0", 1][6:, 4 * 6:] == featvis.PAD).all()
+    assert not (tmp_path / "sheets/fv0-2.png").exists() and not (tmp_path / "strips").exists()
 
 
-def test_featvis_without_strips_is_refused(tmp_path):
-    """A featvis folder from before the strips were encoded there names itself and what to do."""
+def test_sheet_layout_bounds_the_pixels_of_a_sheet():
+    for tiles, h, w in [(6, 64, 64), (6, 224, 224), (1, 112, 112), (40, 500, 500), (2, 8, 8)]:
+        per, cols = featvis.sheet_layout(tiles, h, w)
+        rows = -(-per // cols)
+        assert 1 <= per <= featvis.SHEET_UNITS and 1 <= cols <= per
+        assert per == 1 or per * tiles * h * w <= featvis.SHEET_PIXELS
+        assert max(cols * tiles * w, rows * h) <= 2.5 * min(cols * tiles * w, rows * h) or per < 4   # about square
+
+
+def test_featvis_without_sheets_is_refused(tmp_path):
+    """A featvis folder from before the sprite sheets were encoded there names itself and what to do."""
     store = RunStore(tmp_path)
     store.mark_format()
 
     def fill(out):
         featvis.write_prior(out, "pixel", np.zeros((1, 1, 4, 4, 3), np.uint8), np.ones((1, 1), np.float32))
-        write_json(out / "meta.json", {"priors": ["pixel"], "seeds": 1, "units": 1})
+        write_json(out / "meta.json", {"priors": ["pixel"], "seeds": 1, "units": 1,
+                                       "strips": [{"name": "fv0", "tile": [4, 4], "parts": [["pixel", 0, 1]]}]})
     _write(store, featvis.stage("f.conv"), fill)
-    with pytest.raises(ArtifactError, match="no encoded strips.*atlas run"):
+    with pytest.raises(ArtifactError, match="no encoded sprite sheets.*atlas run"):
         featvis.read(store, "f.conv", 4)
 
 

@@ -16,7 +16,8 @@ from atlas.render.jobs import digest, hash_bytes
 from atlas.render.names import class_page, safe_name
 from atlas.evidence.png import encode_png, sheet, strip
 from atlas.render.serve import make_server, site_root
-from atlas.render.views import _map_neighbors, _overlap_neighbors, hist_path, tile_style
+from atlas.render.tiles import SheetRef, sprite_css
+from atlas.render.views import _map_neighbors, _overlap_neighbors, hist_path
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (5, 7, 3), (64, 64, 3), (3, 200, 3), (9, 4), (6, 5, 4)])
@@ -47,11 +48,25 @@ def test_strip_and_sheet_layout():
     assert (sh[4:6, 3:6] == 0).all()
 
 
-def test_tile_style_picks_the_tile():
-    assert tile_style(1, 0) == ""
-    assert tile_style(2, 1) == "object-position:100% 0"
-    assert tile_style(9, 4) == "object-position:50% 0"
-    assert tile_style(7, 0) == "object-position:0% 0"
+def test_sprite_css_moves_the_tile_into_the_box():
+    # a sheet of 12 x 3 tiles in a box of one tile: 12 boxes wide, 3 high, tile (5, 2) at the box's corner
+    assert sprite_css(5, 2, 12, 3) == "width:1200%;height:300%;left:-500%;top:-200%"
+    assert sprite_css(0, 0, 1, 1) == "width:100%;height:100%;left:0%;top:0%"
+
+
+def test_sheet_ref_places_units_row_major_and_selections_by_slot():
+    # 10 strips of 3 tiles, 4 a sheet, 2 across: slot 5 is sheet 1, slot 1 there: column 1, row 0
+    ref = SheetRef.make("img/l/fv0-", "png", per=4, cols=2, n=3, offset=1, count=2, slots=10)
+    assert ref.place(5, 1) == ("img/l/fv0-1.png", 1 * 3 + 1 + 1, 0, 6, 2)
+    assert ref.place(9) == ("img/l/fv0-2.png", 4, 0, 6, 1)          # the last sheet holds 2 strips: one row
+    assert ref.has(9) and not ref.has(10)
+    one = SheetRef.make("img/l/fv0-", "png", per=4, cols=2, n=3, offset=1, count=2, slots=9)
+    assert one.place(8) == ("img/l/fv0-2.png", 1, 0, 3, 1)          # ...or 1 strip: a sheet of 3 x 1 tiles
+    # a --units selection: slot i is unit units[i]
+    sel = SheetRef.make("img/l/fv0-", "png", per=4, cols=2, n=3, offset=0, count=3, slots=3, units=[7, 2, 9])
+    assert sel.place(2) == ("img/l/fv0-0.png", 3, 0, 6, 2) and sel.place(9)[1:3] == (0, 1)
+    assert not sel.has(0) and sel.js()["units"] == [7, 2, 9]
+    assert "units" not in SheetRef.make("b", "png", 4, 2, 3, 0, 3, 3, units=[0, 1, 2]).js()   # a prefix: no list
 
 
 @pytest.mark.parametrize("c,n", [(300, 5), (1700, 8), (4, 8), (2, 3), (1, 8)])

@@ -115,7 +115,7 @@ def test_unit_page_shows_everything_computed(hostile_site):
     run, _ = hostile_site
     html = (run / "site/layers/features.conv5/1.html").read_text(encoding="utf-8")
     assert 'rel="prev" href="0.html"' in html and 'rel="next" href="2.html"' in html
-    assert html.count('class="tile lg"') == 3 * 2            # priors x seeds
+    assert html.count('class="tile lg sprite"') == 3 * 2     # priors x seeds, tiles of the featvis sheets
     assert html.count('aria-label="patch of image') == 6 and html.count('<canvas class="heat"') == 6
     ids = np.load(run / "stages/topk/features.conv5/ids.npy")[1]
     assert all(f'src="../../img/view/{i}.jpg"' in html for i in ids)   # the model's view, stored once
@@ -127,6 +127,57 @@ def test_unit_page_shows_everything_computed(hostile_site):
     assert "Nearest neighbours" in image and "Units it excites most" in image
     for layer in ("features.conv5", "classifier.fc7"):
         assert f'../layers/{layer}/' in image
+
+
+SPRITE = re.compile(r'<span class="tile [a-z ]*sprite"><img src="([^"]+)" alt="([^"]*)"[^>]* '
+                    r'style="width:(\d+)%;height:(\d+)%;left:(-?\d+)%;top:(-?\d+)%"')
+
+
+def sprite_tiles(html: str, page: Path) -> list[tuple[str, np.ndarray]]:
+    """Every sprite tile a page shows: (alt, the pixels its css cuts from its sheet)."""
+    from PIL import Image
+    out = []
+    for src, alt, width, height, left, top in SPRITE.findall(html):
+        tx, ty, x, y = int(width) // 100, int(height) // 100, -int(left) // 100, -int(top) // 100
+        sheet = np.asarray(Image.open((page.parent / src).resolve()).convert("RGB"))
+        h, w = sheet.shape[0] // ty, sheet.shape[1] // tx
+        assert (h * ty, w * tx) == sheet.shape[:2] and 0 <= x < tx and 0 <= y < ty
+        out.append((alt, sheet[y * h:(y + 1) * h, x * w:(x + 1) * w]))
+    return out
+
+
+def test_unit_pages_cut_each_units_pixels_from_the_sheets(tmp_path, monkeypatch):
+    """The css of every feature-visualization tile on a unit page (and of the neighbour cards)
+    cuts exactly that unit's image of that prior and seed from the featvis sheet: checked
+    against the stage's arrays, over several sheets and a --units selection (rows are not units)."""
+    monkeypatch.setattr(featvis, "SHEET_UNITS", 5)
+    run = write_synthetic_run(tmp_path / "run", SyntheticSpec(figure_units=0, featvis_units=12))
+    # a --units selection: the featvis rows of fc7 are units 40, 3, 17 (in that order)
+    chosen = [40, 3, 17]
+
+    def select(out: Path) -> None:
+        for prior in ("dgn", "pixel", "fourier"):
+            arr = np.load(out / f"{prior}.npy")[:len(chosen)][::-1].copy()
+            featvis.write_prior(out, prior, arr, np.arange(arr.shape[0] * arr.shape[1], dtype=np.float32).reshape(arr.shape[:2]))
+        for old in (out / "sheets").iterdir():
+            old.unlink()
+        featvis.write_meta(out, {**read_json(out / "meta.json"), "units": chosen})
+    _rewrite_stage(run, "featvis/classifier.fc7", select)
+    render_site(run, workers=1)
+    site = run / "site"
+    arrays = {(layer, p): np.load(run / f"stages/featvis/{layer}/{p}.npy")
+              for layer in ("features.conv5", "classifier.fc7") for p in ("dgn", "pixel", "fourier")}
+    for layer, unit, row in [("features.conv5", 0, 0), ("features.conv5", 7, 7), ("features.conv5", 11, 11),
+                             ("classifier.fc7", 40, 0), ("classifier.fc7", 3, 1), ("classifier.fc7", 17, 2)]:
+        page = site / f"layers/{layer}/{unit}.html"
+        tiles = dict(sprite_tiles(page.read_text(encoding="utf-8"), page))
+        short = "conv5" if layer == "features.conv5" else "fc7"
+        for p in ("dgn", "pixel", "fourier"):
+            for seed in range(2):
+                assert np.array_equal(tiles[f"{short} unit {unit}, {p} seed {seed}"], arrays[layer, p][row, seed])
+    html = (site / "layers/classifier.fc7/5.html").read_text(encoding="utf-8")
+    assert "Feature visualizations" not in html                  # unit 5 was not chosen
+    assert 'href="../../img/features.conv5/fv0-2.png" data-x="' in (site / "layers/features.conv5/11.html").read_text()
 
 
 def test_thumbnail_of_a_top_image_is_its_view_when_sizes_agree(hostile_site, tmp_path):
@@ -215,12 +266,13 @@ def _rewrite_stage(run: Path, name: str, change) -> None:
         change(Path(out))
 
 
-def test_incremental_render_redoes_only_what_changed(tmp_path):
+def test_incremental_render_redoes_only_what_changed(tmp_path, monkeypatch):
+    monkeypatch.setattr(featvis, "SHEET_UNITS", 8)   # conv5's 32 units in 4 featvis sheets
     run = write_synthetic_run(tmp_path / "run", SyntheticSpec(figure_units=0))
     render_site(run, workers=1)
     site = run / "site"
-    strip = site / "img/features.conv5/fv0/3.png"
-    other = site / "img/features.conv5/fv0/4.png"
+    strip = site / "img/features.conv5/fv0-0.png"    # the sheet of units 0-7
+    other = site / "img/features.conv5/fv0-1.png"
     page7, page3 = site / "layers/features.conv5/7.html", site / "layers/features.conv5/3.html"
     mtimes = (strip.stat().st_mtime_ns, other.stat().st_mtime_ns, page3.stat().st_mtime_ns)
 
@@ -228,14 +280,14 @@ def test_incremental_render_redoes_only_what_changed(tmp_path):
         arr = np.load(out / "pixel.npy")
         arr[3] = 255 - arr[3]
         np.save(out / "pixel.npy", arr)
-        featvis.write_meta(out, read_json(out / "meta.json"))   # the stage's writer encodes the strips again
+        featvis.write_meta(out, read_json(out / "meta.json"))   # the stage's writer encodes the sheets again
 
     _rewrite_stage(run, "featvis/features.conv5", repaint_unit_3)
     report = render_site(run, workers=1)
-    assert report.counts["linked"]["written"] == 1          # only unit 3's strip changed: linked again
+    assert report.counts["linked"]["written"] == 1          # only unit 3's sheet changed: linked again
     assert report.counts.get("image", {}).get("written", 0) == 0   # the renderer encodes no image at all
     assert strip.stat().st_mtime_ns != mtimes[0] and other.stat().st_mtime_ns == mtimes[1]
-    stored = run / "stages/featvis/features.conv5/strips/fv0/3.png"
+    stored = run / "stages/featvis/features.conv5/sheets/fv0-0.png"
     assert os.path.samefile(strip, stored) and not strip.is_symlink()   # the stage's file, not a new encoding
     assert page3.stat().st_mtime_ns == mtimes[2]              # no page shows those pixels' values...
     assert report.counts["page"]["written"] == 1             # ...but the home page lists the new stage run

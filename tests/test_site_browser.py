@@ -281,3 +281,83 @@ def test_site_works_from_a_sub_path_of_a_static_host(browser, demo_site):
         thread.join(timeout=10)
     assert problems == []
     assert requests and all(u.startswith(base) for u in requests), [u for u in requests if not u.startswith(base)]
+
+
+def screen_pixels(page, selector: str, side: int) -> "np.ndarray":
+    """The pixels Chromium drew in the element (a square of css px), sampled at the centres
+    of a side x side grid: the source pixels of a picture drawn magnified, pixelated."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    el = page.locator(selector).first
+    box = el.bounding_box()   # the shot covers the whole pixels the box touches
+    shot = np.asarray(Image.open(io.BytesIO(el.screenshot())).convert("RGB"))
+    ys = (box["y"] - np.floor(box["y"]) + (np.arange(side) + 0.5) * box["height"] / side).astype(int)
+    xs = (box["x"] - np.floor(box["x"]) + (np.arange(side) + 0.5) * box["width"] / side).astype(int)
+    return shot[ys][:, xs]
+
+
+def test_sprite_sheets_show_each_units_own_pixels(browser, synth_site):
+    """Feature visualizations come from the featvis stage's sprite sheets: on a unit page and in
+    the layer grid, Chromium draws exactly the unit's image of that prior and seed (pixel for
+    pixel at the centres of the magnified pixels), and the grid loads a few sheets, not a
+    file per unit."""
+    import numpy as np
+    run = synth_site.parent
+    dgn = np.load(run / "stages/featvis/features.conv5/dgn.npy")
+    fourier = np.load(run / "stages/featvis/classifier.fc6/fourier.npy")
+    side = dgn.shape[2]
+    inner = slice(2, side - 2)   # rounded corners aside
+    with page_of(browser) as page:
+        page.goto(url(synth_site, "layers/features.conv5/3.html"))
+        page.wait_for_load_state("load")
+        for j, seed in ((0, 0), (1, 1)):
+            got = screen_pixels(page, f"img[alt='conv5 unit 3, dgn seed {seed}'] >> xpath=..", side)
+            assert np.abs(got[inner, inner].astype(int) - dgn[3, seed][inner, inner]).max() <= 2, (j, seed)
+        page.goto(url(synth_site, "layers/classifier.fc6/63.html"))   # the last visualized unit of fc6
+        page.wait_for_load_state("load")
+        got = screen_pixels(page, "img[alt='fc6 unit 63, fourier seed 1'] >> xpath=..", side)
+        assert np.abs(got[inner, inner].astype(int) - fourier[63, 1][inner, inner]).max() <= 2
+        page.goto(url(synth_site, "layers/features.conv5/index.html"))
+        page.wait_for_selector(".vgrid .cell[data-unit='5'] .thumb")
+        page.wait_for_timeout(300)
+        got = screen_pixels(page, ".vgrid .cell[data-unit='5'] .thumb", side)   # default mode: DGN-AM seed 0
+        assert np.abs(got[inner, inner].astype(int) - dgn[5, 0][inner, inner]).max() <= 2
+    sheets = {u for u in page_of.requests if "/img/features.conv5/fv" in u}
+    assert 1 <= len(sheets) <= 2, sheets       # 32 units' strips in one sheet (a second from the unit pages' cards)
+    assert not any(re.search(r"/fv\d+/\d+\.png$", u) for u in page_of.requests)   # no per-unit strip files
+
+
+def test_unit_page_saves_the_units_pictures_over_http(browser, synth_site, tmp_path):
+    """Served over HTTP, the unit page's "lossless" link saves the unit's strip cut from the
+    sheet: a PNG equal, pixel for pixel, to the unit's images of every prior and seed."""
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    from atlas.render.serve import make_server
+    run = synth_site.parent
+    server = make_server(run.parent, port=0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/{run.name}/site/"
+    try:
+        ctx = browser.new_context(accept_downloads=True)
+        page = ctx.new_page()
+        page.goto(base + "layers/features.conv5/6.html")
+        with page.expect_download() as info:
+            page.click("a.fvsave")
+        saved = tmp_path / "unit6.png"
+        info.value.save_as(saved)
+        assert info.value.suggested_filename == "conv5-unit6-fv0.png"
+        ctx.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    got = np.asarray(Image.open(saved).convert("RGB"))
+    tiles = [np.load(run / f"stages/featvis/features.conv5/{p}.npy")[6, s] for p in ("dgn", "pixel", "fourier")
+             for s in range(2)]
+    assert np.array_equal(got, np.concatenate(tiles, axis=1))

@@ -3,11 +3,15 @@
 `<prior>.npy` uint8 (U, S, H, W, 3) for every prior `meta.json` lists (U units: the first
 U of the layer, or the unit indices `meta.units` lists; S seeds), `<prior>_act.npy`
 float32 (U, S) the unit's activation for each stored image, `meta.json`, and the pictures
-the site shows, encoded once here: `strips/<group>/<unit>.png` (named by the layer's unit index),
-per unit one lossless PNG strip
-of the seeds of every prior whose tiles have the same size (a group; `meta.strips` lists
-each group's priors and where their tiles start). The renderer hard-links these strips and
-never encodes them. The prior names come from meta.json, so a new prior needs no change here.
+the site shows, encoded once here as lossless PNG sprite sheets: the priors whose tiles
+have one size form a group (`fv0`, `fv1`, ...); a unit's strip of that group is its seeds
+of every prior side by side (n tiles), and `sheets/<group>-<s>.png` holds the strips of
+rows s*per .. s*per+per-1 of the arrays, `cols` strips across, row-major (`meta.sheets`
+lists each group's priors, where their tiles start, `per` and `cols`; `sheet_place` says
+where a row's tile lies). A sheet holds at most SHEET_UNITS strips and about SHEET_PIXELS
+pixels, so a layer grid of thousands of units costs a few dozen requests and a browser
+decodes a few megapixels per sheet. The renderer hard-links these sheets and never encodes
+them. The prior names come from meta.json, so a new prior needs no change here.
 
 Lossless PNG was chosen by measurement (notes/resolution.md): on feature-visualization
 strips lossless WebP (Pillow) was 0-9% smaller but 4-150x slower to encode than this PNG
@@ -15,20 +19,24 @@ writer (atlas/evidence/png.py), and Pillow's PNG 4-8% smaller but 8-19x slower.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from atlas.artifacts.checks import ArtifactError, file_sha, load_array, save_array
 from atlas.artifacts.store import RunStore, read_json, write_json
-from atlas.evidence.png import ENCODER_VERSION, encode_png, strip
+from atlas.evidence.png import ENCODER_VERSION, encode_png, sheet
 
 META = "meta.json"
-STRIPS = "strips"
+SHEETS = "sheets"
+SHEET_UNITS = 256            # the most unit strips in one sheet
+SHEET_PIXELS = 1 << 21       # about 2.1 megapixels a sheet (8 MB decoded): a unit page loads one sheet
+PAD = (230, 234, 239)        # the slots after a layer's last unit (the site's empty-tile colour)
 
 
 def stage(layer: str) -> str:
@@ -46,16 +54,20 @@ class Featvis:
     meta: dict
     sha: dict[str, str]
     dir: Path
+    _rows: dict[int, int] = field(default_factory=dict, repr=False)
 
     @property
-    def strips(self) -> list[dict]:
-        """The encoded strip groups: [{name, parts: [[prior, first tile, tiles]], tiles, units}]."""
-        return list(self.meta.get("strips") or [])
+    def sheets(self) -> list[dict]:
+        """The encoded sheet groups: [{name, tile, parts: [[prior, first tile, tiles]], tiles,
+        units, per, cols, count}] (see the module docstring)."""
+        return list(self.meta.get("sheets") or [])
 
-    def strip_path(self, group: str, unit: int) -> Path:
-        """Unit `unit`'s strip of `group` (a unit of the layer that was visualized): a PNG of
-        that group's tiles side by side."""
-        return self.dir / STRIPS / group / f"{int(unit)}.png"
+    def sheet_rel(self, group: str, index: int) -> str:
+        """Sheet `index` of `group`, relative to the stage folder (its key in the manifest)."""
+        return f"{SHEETS}/{group}-{int(index)}.png"
+
+    def sheet_path(self, group: str, index: int) -> Path:
+        return self.dir / self.sheet_rel(group, index)
 
     def title(self, prior: str) -> str:
         """The prior's long title, as the featvis stage recorded it (its id for older runs)."""
@@ -74,10 +86,10 @@ class Featvis:
         return np.load(path, mmap_mode="r") if path.is_file() else None
 
     def row_of(self, unit: int) -> int | None:
-        try:
-            return self.unit_ids.index(unit)
-        except ValueError:
-            return None
+        """The row of the arrays (and the sheets' slot) that holds `unit`; None when it was not visualized."""
+        if not self._rows and self.unit_ids:
+            self._rows.update((u, r) for r, u in enumerate(self.unit_ids))
+        return self._rows.get(int(unit))
 
 
 def read(store: RunStore, layer: str, layer_units: int) -> Featvis | None:
@@ -100,9 +112,10 @@ def read(store: RunStore, layer: str, layer_units: int) -> Featvis | None:
         acts[p] = (load_array(act_path, 2, "float", images[p].shape[:2], mmap=False) if act_path.is_file()
                    else np.full(images[p].shape[:2], np.nan, np.float32))
     units = min((a.shape[0] for a in images.values()), default=0)
-    if listed and not meta.get("strips"):
-        raise ArtifactError(f"{d / META}: no encoded strips (a featvis stage from before atlas encoded them "
-                            f"where they are made); run `atlas run` on this folder again to redo the featvis stages")
+    if listed and not meta.get("sheets"):
+        raise ArtifactError(f"{d / META}: no encoded sprite sheets (a featvis stage from before atlas encoded "
+                            f"them as sheets where they are made); run `atlas run` on this folder again to redo "
+                            f"the featvis stages")
     listed_units = meta.get("units")
     unit_ids = [int(u) for u in listed_units] if isinstance(listed_units, list) else list(range(units))
     if images and len(unit_ids) < units:
@@ -125,9 +138,27 @@ def write_prior(out: Path, prior: str, images: np.ndarray, acts: np.ndarray,
     save_array(Path(out) / f"{prior}_act.npy", acts, np.float32)
 
 
+def sheet_layout(tiles: int, h: int, w: int) -> tuple[int, int]:
+    """(per, cols): how many unit strips of `tiles` tiles of h x w px one sheet holds (at
+    most SHEET_UNITS and about SHEET_PIXELS pixels, at least one), and how many strips lie
+    side by side in a sheet row, so a full sheet is about square."""
+    per = max(1, min(SHEET_UNITS, SHEET_PIXELS // max(1, tiles * h * w)))
+    cols = max(1, min(per, round(math.sqrt(per * h / max(1, tiles * w)))))
+    return per, cols
+
+
+def sheet_place(group: dict, row: int, tile: int = 0) -> tuple[int, int, int, int, int]:
+    """Where tile `tile` of row `row`'s strip lies in `group`'s sheets: (sheet index, x, y,
+    tiles across, tiles down), x and y counted in tiles; a layer's last sheet may be smaller."""
+    per, cols, n, units = int(group["per"]), int(group["cols"]), int(group["tiles"]), int(group["units"])
+    s, i = divmod(int(row), per)
+    m = min(per, units - s * per)
+    return s, (i % cols) * n + tile, i // cols, min(cols, m) * n, -(-m // cols)
+
+
 def strip_groups(shapes: dict[str, tuple[int, ...]]) -> list[dict]:
-    """Priors (in order) grouped by tile size: a group's tiles share one strip per unit.
-    `shapes`: prior -> its images' shape (U, S, H, W, 3)."""
+    """Priors (in order) grouped by tile size: a group's tiles share one strip per unit in
+    its sheets. `shapes`: prior -> its images' shape (U, S, H, W, 3)."""
     groups: list[dict] = []
     for prior, shape in shapes.items():
         tile = [int(shape[2]), int(shape[3])]
@@ -138,39 +169,57 @@ def strip_groups(shapes: dict[str, tuple[int, ...]]) -> list[dict]:
         group["parts"].append([prior, group["tiles"], int(shape[1])])
         group["tiles"] += int(shape[1])
         group["units"] = min(group["units"], int(shape[0]))
+    for group in groups:
+        group["per"], group["cols"] = sheet_layout(group["tiles"], *group["tile"])
+        group["count"] = -(-group["units"] // group["per"])
     return groups
 
 
-def write_strips(out: Path, priors: list[str], unit_ids: list[int] | None = None) -> tuple[list[dict], float]:
-    """Encode every unit's strips from the priors' arrays already in `out` (see the module
-    docstring); row i is unit `unit_ids[i]` (default: unit i). Returns the groups for
+def sheet_image(strips: np.ndarray, cols: int) -> np.ndarray:
+    """(m, n, H, W, 3) unit strips -> one sheet: strip i at row i // cols, column i % cols
+    (n tiles wide); a last row that is not full is padded with PAD."""
+    m, n, h, w = strips.shape[:4]
+    across = min(cols, m)
+    rows = -(-m // across)
+    cells = np.empty((rows * across, h, n * w, 3), np.uint8)
+    cells[:m] = strips.transpose(0, 2, 1, 3, 4).reshape(m, h, n * w, 3)
+    cells[m:] = PAD
+    return sheet(cells, across)
+
+
+def write_sheets(out: Path, priors: list[str]) -> tuple[list[dict], float]:
+    """Encode every group's sheets from the priors' arrays already in `out` (see the module
+    docstring); row i of the arrays is slot i of the sheets. Returns the groups for
     meta.json and the seconds spent encoding."""
     out = Path(out)
     images = {p: np.load(out / f"{p}.npy", mmap_mode="r") for p in priors}
     groups = strip_groups({p: a.shape for p, a in images.items()})
+    (out / SHEETS).mkdir(parents=True, exist_ok=True)
     seconds = 0.0
-    # deflate releases the GIL: threads encode a block's strips side by side (same bytes)
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        for g in groups:
-            folder = out / STRIPS / g["name"]
-            folder.mkdir(parents=True, exist_ok=True)
-            arrays = [images[p] for p, _, _ in g["parts"]]
-            for a in range(0, g["units"], 256):  # a block of units read at once from each array
-                b = min(g["units"], a + 256)
-                block = np.concatenate([np.asarray(arr[a:b]) for arr in arrays], axis=1)  # (units, tiles, H, W, 3)
-                t0 = time.perf_counter()
-                blobs = list(pool.map(lambda tiles: encode_png(strip(tiles)), block))
-                seconds += time.perf_counter() - t0
-                for row, blob in zip(range(a, b), blobs):
-                    (folder / f"{unit_ids[row] if unit_ids is not None else row}.png").write_bytes(blob)
+
+    def encode(group: dict, s: int) -> bytes:
+        a, b = s * group["per"], min(group["units"], (s + 1) * group["per"])
+        block = np.concatenate([np.asarray(images[p][a:b]) for p, _, _ in group["parts"]], axis=1)  # (m, n, H, W, 3)
+        return encode_png(sheet_image(block, group["cols"]))
+
+    # deflate releases the GIL: threads encode sheets side by side (same bytes); a few at a
+    # time, so at most a few sheets' pixels are in memory
+    jobs = [(g, s) for g in groups for s in range(g["count"])]
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for a in range(0, len(jobs), workers):
+            part = jobs[a:a + workers]
+            t0 = time.perf_counter()
+            blobs = list(pool.map(lambda job: encode(*job), part))
+            seconds += time.perf_counter() - t0
+            for (g, s), blob in zip(part, blobs):
+                (out / SHEETS / f"{g['name']}-{s}.png").write_bytes(blob)
     return groups, seconds
 
 
 def write_meta(out: Path, meta: dict) -> float:
-    """meta.json, after encoding the strips of the priors it lists (their arrays must be
+    """meta.json, after encoding the sheets of the priors it lists (their arrays must be
     written first); returns the seconds spent encoding, for the stage's summary."""
-    listed = meta.get("units")
-    groups, seconds = write_strips(out, list(meta.get("priors", [])),
-                                   [int(u) for u in listed] if isinstance(listed, list) else None)
-    write_json(Path(out) / META, {**meta, "strips": groups, "strips_encoder": f"png-{ENCODER_VERSION}"})
+    groups, seconds = write_sheets(out, list(meta.get("priors", [])))
+    write_json(Path(out) / META, {**meta, "sheets": groups, "sheets_encoder": f"png-{ENCODER_VERSION}"})
     return seconds

@@ -1,4 +1,4 @@
-"""Lossless PNG encoding where pictures are made (the featvis stage's strips of tiles).
+"""Lossless PNG encoding where pictures are made (the featvis stage's sprite sheets of tiles).
 
 An atlas holds tens of thousands of small synthesized images, so encoding speed counts.
 This writer is Pillow-free: rows get the PNG "Sub" filter (one vectorized subtraction)

@@ -1,8 +1,9 @@
 """The site's non-page files as jobs: linked stage pictures, thumbnails, figures, static files.
 
-Feature visualizations (per unit one PNG strip of all priors' seeds; pages pick a tile
-with CSS) were encoded by the featvis stage, evidence pictures (top images' views, grid
-sprite strips) by the evidence stage: both are hard-linked or copied, never encoded again;
+Feature visualizations (lossless PNG sprite sheets of the units' strips of all priors'
+seeds; pages pick a tile with CSS) were encoded by the featvis stage, evidence pictures (top
+images' views, grid sprite strips) by the evidence stage: both are hard-linked or copied,
+never encoded again;
 their key is the file's checksum in the stage manifest. So are the data-set thumbnails
 and the maps' sprite sheets of them, encoded by the thumbs stage for the paged images only.
 """
@@ -16,7 +17,6 @@ import numpy as np
 from atlas.render import names
 from atlas.render.gather import SiteData
 from atlas.render.jobs import Job, Maker
-from atlas.render.tiles import tile_groups
 from atlas.resources import resource_dir
 
 
@@ -41,7 +41,7 @@ class FileMaker(Maker):
 
 
 class LinkMaker(FileMaker):
-    """An image a stage encoded (a feature-visualization strip, a top image's view, a grid
+    """An image a stage encoded (a feature-visualization sheet, a top image's view, a grid
     sprite strip, a data-set thumbnail), put in the site as is: hard-linked, or copied
     where links are not possible; never re-encoded."""
     kind = "linked"
@@ -82,17 +82,16 @@ def same_size_views(data: SiteData) -> dict[int, tuple[Path, str]]:
 
 
 def layer_image_jobs(data: SiteData) -> list[Job]:
-    """Each visualized unit's feature-visualization strips, as the featvis stage encoded them."""
+    """Each layer's feature-visualization sheets, as the featvis stage encoded them."""
     maker, jobs = LinkMaker(), []
     for layer in data.layers:
         fv = layer.featvis
         if not fv:
             continue
-        for group in tile_groups(layer):
-            base = f"img/{layer.slug}/{group.name}/"
-            for u in (range(group.units) if group.only is None else sorted(group.only)):
-                path = fv.strip_path(group.name, u)
-                jobs.append(Job(f"{base}{u}.png", maker, (path, fv.sha.get(f"strips/{group.name}/{u}.png", ""))))
+        for group in fv.sheets:
+            for s in range(int(group["count"])):
+                rel = fv.sheet_rel(group["name"], s)
+                jobs.append(Job(f"img/{layer.slug}/{group['name']}-{s}.png", maker, (fv.dir / rel, fv.sha.get(rel, ""))))
     return jobs
 
 

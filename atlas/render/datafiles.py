@@ -33,34 +33,26 @@ def _round(values, digits: int = 4) -> list:
 
 
 def grid_modes(view: LayerView) -> list[dict]:
-    """The thumbnails a layer grid can show, best first: {id, name, base, ext, per, n, offset,
-    count}. Feature visualizations: one strip per unit (`base + u + .png`, n tiles, this kind
-    from `offset`; `only` lists the units that have one when they are not 0..count-1). Evidence: sprite strips of `per` units (`base + floor(u / per) + ext`,
-    tile u % per). `heat`: the top image tiles with each unit's heat grid drawn over them, the
-    grids in the data file `heat` (heat_data). `byImage`: one thumbnail per top image
-    (`base + image id + ext`)."""
+    """The thumbnails a layer grid can show, best first: {id, name, long, ...}. A mode drawn
+    from sprite sheets carries the sheets' description (tiles.SheetRef.js: base, ext, per,
+    cols, n, offset, slots, units when the visualized units are not 0..slots-1; site/atlas.js
+    `atlasSprite` places unit u's tile): feature visualizations (seed 0 of a prior in the
+    featvis sheets), the top patch and the top image (the evidence sprite strips). `heat`:
+    the top image tiles with each unit's heat grid drawn over them, the grids in the data file
+    `heat` (heat_data). `byImage`: one thumbnail per top image (`base + image id + ext`)."""
     refs = view.tiles
     fv = view.data.featvis
     priors = (["dgn"] if fv and "dgn" in fv.priors else []) + [p for p in (fv.priors if fv else []) if p != "dgn"]
-    listed = fv.meta.get("units") if fv else None
-    only = sorted(set(int(u) for u in listed)) if isinstance(listed, list) else None  # --units: not a prefix
-    modes = [{"id": p, "name": fv.short(p), "long": fv.title(p), "base": refs[p].base,
-              "ext": ".png", "per": 0, "n": refs[p].n, "offset": refs[p].offset, "count": refs[p].units,
-              **({"only": only} if only is not None else {})}
-             for p in priors]
+    modes = [{"id": p, "name": fv.short(p), "long": fv.title(p), **refs[p].js()} for p in priors]
     for kind, name, long in (("patch", "top patch", "top patch"), ("top", "top image", "top image")):
         if kind in refs:
-            r = refs[kind]
-            modes.append({"id": kind, "name": name, "long": long, "base": r.base, "ext": "." + r.ext,
-                          "per": r.per, "n": r.per, "offset": 0, "count": r.units})
+            modes.append({"id": kind, "name": name, "long": long, **refs[kind].js()})
     if "top" in refs and heat_grids(view) is not None:
-        r = refs["top"]
-        modes.append({"id": "heat", "name": "heatmap", "long": "top image with its heatmap", "base": r.base,
-                      "ext": "." + r.ext, "per": r.per, "n": r.per, "offset": 0, "count": r.units,
+        modes.append({"id": "heat", "name": "heatmap", "long": "top image with its heatmap", **refs["top"].js(),
                       "heat": names.layer_heat(view.ref["slug"])})
     if "top" not in refs:
-        modes.append({"id": "top", "name": "top image", "long": "top image", "base": "img/data/", "ext": "." + names.THUMB_EXT,
-                      "per": 0, "n": 1, "offset": 0, "count": view.ref["units"], "byImage": True})
+        modes.append({"id": "top", "name": "top image", "long": "top image", "base": "img/data/",
+                      "ext": "." + names.THUMB_EXT, "byImage": True})
     return modes
 
 
@@ -164,8 +156,7 @@ def unit_map_data(data: SiteData, view: LayerView) -> dict:
     strips = None
     if fv and fv.priors:
         prior = "dgn" if "dgn" in fv.priors else fv.priors[0]
-        r = view.tiles[prior]
-        strips = {"base": r.base, "n": r.n, "offset": r.offset, "count": r.units, "name": fv.short(prior)}
+        strips = {**view.tiles[prior].js(), "name": fv.short(prior)}   # seed 0 of a prior, from the featvis sheets
     return {"kind": "units", "n": layer.units, "layer": view.ref["short"],
             "layouts": [{"id": "units", "name": "unit map", "xy": (xy := _norm_xy(layer.unit_map)), "tile": tile_size(xy)}],
             "cat": view.top_class, "catNames": data.class_names,

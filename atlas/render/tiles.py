@@ -1,85 +1,102 @@
-"""Where each of a unit's small pictures lives: strips of equal-sized tiles.
+"""Where each of a unit's small pictures lives: tiles in sprite sheets the stages encoded.
 
-Feature visualizations: a unit's priors x seeds of the same size share one PNG strip per
-unit, encoded (lossless) by the featvis stage (`strips/<group>/<unit>.png`) and linked into
-the site as `img/<layer>/<group>/<unit>.png`. Evidence: the evidence stage's sprite strips
-(`sheets/{top,patch}-<s>`, SHEET_UNITS units each, already encoded), linked into the site
-as `img/<layer>/{top,patch}-<s>.<ext>`: a layer grid of thousands of units costs a few
-requests. A page shows tile j of an n-tile strip with object-fit: cover and
-object-position: j/(n-1) (see views.tile_style). The renderer encodes none of them.
+Feature visualizations: the featvis stage's lossless PNG sheets (`sheets/<group>-<s>.png`,
+artifacts/featvis.py), linked into the site as `img/<layer>/<group>-<s>.png`; slot i of a
+group's sheets holds the strip (every prior's seeds of one tile size, side by side) of
+row i of the featvis arrays. Evidence: the evidence stage's sprite strips
+(`sheets/{top,patch}-<s>`, one tile per unit, SHEET_UNITS units in a row), linked as
+`img/<layer>/{top,patch}-<s>.<ext>`. Either way a layer grid of thousands of units costs a
+few dozen requests, and one description (SheetRef) places any tile. A page shows a tile as
+the sheet in an `<img>` inside a box of one tile's size that clips it, the image sized and
+shifted by percentages of the box (sprite_css): it works from file:// and at any box size,
+and `loading="lazy"` keeps sheets below the fold unloaded. The layer grid's script draws the
+same tiles as backgrounds (site/atlas.js `atlasSprite`). The renderer encodes none of them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
+from atlas.artifacts.featvis import sheet_place
 from atlas.render.gather import LayerData
 
 
 @dataclass(frozen=True)
-class TileGroup:
-    """One strip per visualized unit: `parts` are (prior, first tile, tiles) of its n tiles."""
-    name: str
-    units: int
-    n: int
-    parts: tuple[tuple[str, int, int], ...]
-    only: frozenset | None = None   # the units that have a strip, when not all of 0..units-1
-
-
-@dataclass(frozen=True)
-class TileRef:
-    """Kind `kind` of unit u is tiles offset..offset+count-1 of `{base}{u}.png` (n tiles)."""
+class SheetRef:
+    """Tiles offset .. offset+count-1 of unit u's strip (n tiles) in sheets `{base}{s}.{ext}`
+    of `per` strips, `cols` strips across; `slots` strips in all (slot i: unit i, or unit
+    `units[i]` when a selection is not 0..slots-1)."""
     base: str
+    ext: str
+    per: int
+    cols: int
     n: int
     offset: int
     count: int
-    units: int
-    only: frozenset | None = None
+    slots: int
+    units: tuple[int, ...] | None = None
+    _slot_of: dict | None = None
+
+    @staticmethod
+    def make(base: str, ext: str, per: int, cols: int, n: int, offset: int, count: int, slots: int,
+             units: list[int] | None = None) -> "SheetRef":
+        listed = tuple(int(u) for u in units) if units is not None and list(units) != list(range(slots)) else None
+        return SheetRef(base, ext, per, cols, n, offset, count, slots, listed,
+                        {u: i for i, u in enumerate(listed)} if listed is not None else None)
+
+    def slot(self, u: int) -> int | None:
+        """Unit u's slot in the sheets, None when it has no strip."""
+        if self._slot_of is not None:
+            return self._slot_of.get(u)
+        return u if 0 <= u < self.slots else None
 
     def has(self, u: int) -> bool:
-        return u < self.units and (self.only is None or u in self.only)
+        return self.slot(u) is not None
+
+    def place(self, u: int, j: int = 0) -> tuple[str, int, int, int, int]:
+        """(sheet file, x, y, tiles across, tiles down) of tile offset + j of unit u's strip."""
+        s, x, y, tx, ty = sheet_place({"per": self.per, "cols": self.cols, "tiles": self.n, "units": self.slots},
+                                      self.slot(u), self.offset + j)
+        return f"{self.base}{s}.{self.ext}", x, y, tx, ty
 
     def src(self, u: int) -> str:
-        return f"{self.base}{u}.png"
+        return self.place(u)[0]
 
-    def n_of(self, u: int) -> int:
-        return self.n
+    def tile(self, u: int, j: int = 0) -> tuple[str, str]:
+        """(sheet file, the sheet's CSS in a clipping box) of tile offset + j of unit u."""
+        src, x, y, tx, ty = self.place(u, j)
+        return src, sprite_css(x, y, tx, ty)
 
-    def j_of(self, u: int) -> int:
-        return self.offset
+    def js(self) -> dict:
+        """The description the browser code reads (site/atlas.js `atlasSprite`)."""
+        out = {"base": self.base, "ext": "." + self.ext, "per": self.per, "cols": self.cols, "n": self.n,
+               "offset": self.offset, "slots": self.slots}
+        if self.units is not None:
+            out["units"] = list(self.units)
+        return out
 
 
-def tile_groups(layer: LayerData) -> list[TileGroup]:
-    """The strips of a layer's feature visualizations, as the featvis stage encoded them."""
+@lru_cache(maxsize=65536)
+def sprite_css(x: int, y: int, tx: int, ty: int) -> str:
+    """The inline style of a sheet of tx x ty tiles shown in a box of one tile's size
+    (`.sprite`: position relative, overflow hidden) so that tile (x, y) fills the box: the
+    image tx boxes wide and ty high, moved x boxes left and y boxes up."""
+    return f"width:{100 * tx}%;height:{100 * ty}%;left:{-100 * x}%;top:{-100 * y}%"
+
+
+def featvis_refs(layer: LayerData) -> dict[str, SheetRef]:
+    """prior -> where its tiles are in the featvis stage's sheets."""
     fv = layer.featvis
     if not fv:
-        return []
+        return {}
     listed = fv.meta.get("units")
-    only = frozenset(int(u) for u in listed) if isinstance(listed, list) else None
-    return [TileGroup(name=str(g["name"]), units=fv.units, n=int(g["tiles"]), only=only,
-                      parts=tuple((str(p), int(at), int(count)) for p, at, count in g["parts"]))
-            for g in fv.strips]
-
-
-@dataclass(frozen=True)
-class SheetRef:
-    """Kind `kind` ('top' or 'patch') of unit u is tile u % per of `{base}{u // per}.{ext}`."""
-    base: str
-    per: int
-    units: int
-    ext: str
-    offset: int = 0
-
-    def has(self, u: int) -> bool:
-        return u < self.units
-
-    def src(self, u: int) -> str:
-        return f"{self.base}{u // self.per}.{self.ext}"
-
-    def n_of(self, u: int) -> int:
-        return min(self.per, self.units - (u // self.per) * self.per)
-
-    def j_of(self, u: int) -> int:
-        return u % self.per
+    refs = {}
+    for g in fv.sheets:
+        base = f"img/{layer.slug}/{g['name']}-"
+        for prior, at, count in g["parts"]:
+            refs[str(prior)] = SheetRef.make(base, "png", int(g["per"]), int(g["cols"]), int(g["tiles"]), int(at),
+                                             int(count), int(g["units"]), listed if isinstance(listed, list) else None)
+    return refs
 
 
 def sheet_refs(layer: LayerData) -> dict[str, SheetRef]:
@@ -88,15 +105,11 @@ def sheet_refs(layer: LayerData) -> dict[str, SheetRef]:
     if ev is None or ev.pictures is None:
         return {}
     meta = ev.pictures.meta
-    return {kind: SheetRef(base=f"img/{layer.slug}/{kind}-", per=int(meta["sheet_units"]), units=layer.units,
-                           ext=ev.pictures.ext) for kind in meta.get("sheets", [])}
+    per = int(meta["sheet_units"])
+    return {kind: SheetRef.make(f"img/{layer.slug}/{kind}-", ev.pictures.ext, per, per, 1, 0, 1, layer.units)
+            for kind in meta.get("sheets", [])}
 
 
-def tile_refs(layer: LayerData, groups: list[TileGroup]) -> dict[str, TileRef | SheetRef]:
+def tile_refs(layer: LayerData) -> dict[str, SheetRef]:
     """kind (a prior, 'top', 'patch') -> where its tiles are."""
-    refs: dict = dict(sheet_refs(layer))
-    for g in groups:
-        for kind, at, count in g.parts:
-            refs[kind] = TileRef(base=f"img/{layer.slug}/{g.name}/", n=g.n, offset=at, count=count, units=g.units,
-                                 only=g.only)
-    return refs
+    return {**sheet_refs(layer), **featvis_refs(layer)}

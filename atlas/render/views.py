@@ -10,13 +10,12 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
 from atlas.render import names
 from atlas.render.gather import LayerData, SiteData, featvis_ran
-from atlas.render.tiles import tile_groups, tile_refs
+from atlas.render.tiles import SheetRef, tile_refs
 
 HEAT_NAMES = {"activation": "activation map", "gradcam": "Grad-CAM map", "saliency": "saliency map"}
 MIN_VIEW_CSS = 128   # a 32-px model view (CIFAR, the world) is shown this wide, pixelated
@@ -45,12 +44,12 @@ class LayerView:
     maxv: list                        # per unit top value (None if no images)
     labels: list                      # per unit label dict or None
     stats: list                       # per unit stats dict or None
-    thumb: list                       # per unit {"src", "n", "j"} or None: the unit's best small picture
+    thumb: list                       # per unit (file, sprite css or "") or None: the unit's best small picture
     neighbor_kind: str                # "map" | "overlap" | "": how neighbouring units are found
     top_class: list                   # per unit majority class of its top images, -1 if none
     class_counts: np.ndarray          # (C, classes) top-k images per class
     featvis_units: int = 0
-    tiles: dict = field(default_factory=dict)   # kind (prior, "patch", "heat") -> tiles.TileRef
+    tiles: dict = field(default_factory=dict)   # kind (prior, "patch", "top") -> tiles.SheetRef
     extra: dict = field(default_factory=dict)
     ranks: list | None = None         # per unit the top-k ranks kept (None: all k), for boxes and heat grids
     _neighbors: list | None = None
@@ -75,15 +74,16 @@ def layer_ref(layer: LayerData) -> dict:
             "title": layer.title, "units": layer.units, "kind": layer.kind, "shape": list(layer.shape)}
 
 
-def _unit_thumb(refs: dict, u: int, top_id: int | None) -> dict | None:
+def _unit_thumb(refs: dict[str, SheetRef], u: int, top_id: int | None) -> tuple[str, str] | None:
     """The unit's best small picture: DGN seed 0, else another prior, else its top patch,
-    else its top image (the grid strips), else the top image's thumbnail."""
+    else its top image (tiles of the stages' sheets), else the top image's thumbnail (a
+    file of its own: no sprite css)."""
     for kind in ["dgn"] + [k for k in refs if k not in ("dgn", "patch", "top")] + ["patch", "top"]:
         ref = refs.get(kind)
         if ref is not None and ref.has(u):
-            return {"src": ref.src(u), "n": ref.n_of(u), "j": ref.j_of(u)}
+            return ref.tile(u)
     if top_id is not None:
-        return {"src": names.data_thumb(top_id), "n": 1, "j": 0}
+        return names.data_thumb(top_id), ""
     return None
 
 
@@ -173,7 +173,7 @@ def make_layer_view(data: SiteData, layer: LayerData) -> LayerView:
     ev = layer.evidence
     labels = ev.labels if ev else [None] * c
     stats = ev.stats if ev else [None] * c
-    refs = tile_refs(layer, tile_groups(layer))
+    refs = tile_refs(layer)
     thumb = [_unit_thumb(refs, u, ids_l[u][0] if ids_l[u] else None) for u in range(c)]
     kind = "map" if layer.unit_map is not None else "overlap" if c > 1 else ""
     extra: dict = {}
@@ -204,21 +204,15 @@ def fmt(v, spec: str = ".3g") -> str:
     return format(f, spec) if math.isfinite(f) else "–"
 
 
-@lru_cache(maxsize=4096)
-def tile_style(n: int, j: int) -> str:
-    """CSS picking tile j of a strip of n tiles shown with object-fit: cover."""
-    return f"object-position:{100 * j / (n - 1):.4g}% 0" if n > 1 else ""
-
-
 def card(view: LayerView, u: int, note: str = "", root: str = "") -> dict:
-    """A link to a unit as other pages show it: thumbnail, name, label, a note. URLs in
-    contexts carry the page's `root` prefix, so templates print each one once."""
+    """A link to a unit as other pages show it: thumbnail (`sprite`: the css of a sheet's
+    tile, "" for a file of its own), name, label, a note. URLs in contexts carry the page's
+    `root` prefix, so templates print each one once."""
     lab = view.labels[u]
     thumb = view.thumb[u]
     return {"href": root + names.unit_page(view.ref["slug"], u), "name": f"{view.ref['short']}:{u}",
             "label": str(lab["label"]) if lab else "", "note": note,
-            "src": root + thumb["src"] if thumb else None,
-            "style": tile_style(thumb["n"], thumb["j"]) if thumb else ""}
+            "src": root + thumb[0] if thumb else None, "sprite": thumb[1] if thumb else ""}
 
 
 def hist_path(counts: np.ndarray, peak: float, width: int = 200, height: int = 60) -> str:
@@ -265,11 +259,19 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
             featvis.append({"prior": prior, "name": fv.title(prior),
                             "iterations": (fv.meta.get("iterations") or {}).get(prior),
                             "src": root + ref.src(u),
-                            "seeds": [{"style": tile_style(ref.n, ref.offset + j),
+                            "seeds": [{"sprite": ref.tile(u, j)[1],
                                        "alt": f"{short} unit {u}, {prior} seed {j}",
                                        "cap": f"seed {j} · {fmt(a)}",
                                        "rel": f"({fmt(a / maxv, '.2f')}×)" if maxv and num(a) is not None else ""}
                                       for j, a in enumerate(acts[:fv.seeds])]})
+    downloads = []
+    for g in (fv.sheets if featvis else []):   # each strip of the unit (its priors of one tile size), to save
+        ref = view.tiles[g["parts"][0][0]]
+        if ref.has(u):
+            src, x, y, tx, ty = ref.place(u, -ref.offset)
+            downloads.append({"src": root + src, "x": x, "y": y, "n": ref.n, "tx": tx, "ty": ty,
+                              "file": f"{names.safe_name(short)}-unit{u}-{g['name']}.png",
+                              "what": " · ".join(fv.short(p) for p, _, _ in g["parts"])})
     hist = None
     if ev is not None and ev.hist is not None:
         edges = view.extra["hist_edges"][u]
@@ -304,7 +306,7 @@ def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") 
         "pixelated": bool(pics and pics.geometry.patch_size > max(pics.geometry.window) * pics.geometry.display_size
                           / pics.geometry.input_size),
         "heat_kind": HEAT_NAMES.get(str(pics.meta.get("heatmap", "")), "") if pics else "",
-        "featvis": featvis, "crop": ", ".join(map(str, fv.meta["crop"])) if fv and featvis_ran(fv, u)
+        "featvis": featvis, "downloads": downloads, "crop": ", ".join(map(str, fv.meta["crop"])) if fv and featvis_ran(fv, u)
         and fv.meta.get("crop") else "",
         "hist": hist, "figure": figure,
         "neighbors": [card(view, v, f"{shared} shared" if shared else "", root) for v, shared in view.neighbors[u]],

@@ -19,7 +19,8 @@ pixels its gradient reaches. `<prior>_act.npy` holds the objective for each stor
 (uint8, uncropped) image: what the atlas shows is what was measured; `meta.json` carries
 each prior's title, so the renderer and the figures need no table of names. A prior that
 reads the data set (`needs_data`) makes the stage depend on the dataset stage. The pictures
-the site shows (one lossless PNG strip per unit) are encoded here, by the artifact writer.
+the site shows (lossless PNG sprite sheets of the units' strips) are encoded here, by the
+artifact writer.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from atlas.artifacts import featvis as artifact
 
 MIN_CHUNKS = 2  # a layer smaller than two batches is split in two, not in chunks.MIN_CHUNKS
 
-VERSION = 2  # 2: the site's PNG strips encoded here (strips/), not by the renderer
+VERSION = 3  # 2: the site's PNG strips encoded here, not by the renderer; 3: as sprite sheets (sheets/)
 
 
 def prior_settings(cfg, names: list[str] | None = None) -> dict:
@@ -225,5 +226,5 @@ def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[s
     if layer.tokens:
         meta["layout"] = layer.layout
     # timings go to summary.json: artifacts stay deterministic
-    summary["encode_s"] = round(artifact.write_meta(out, meta), 3)  # the strips the site shows
+    summary["encode_s"] = round(artifact.write_meta(out, meta), 3)  # the sheets the site shows
     return summary
