@@ -104,8 +104,11 @@ def _run_one(job: Job, writer: SiteWriter, old: list | None, force: bool) -> tup
     if fresh and chash and old[1] == chash:
         return job.rel, [key, chash, on_disk[0], on_disk[1]], "cached"
     src = maker.source(arg)
-    changed = writer.link(job.rel, src) if src is not None else writer.put(job.rel, maker.produce(arg))
-    st = os.stat(p)
+    if src is not None:
+        changed = writer.link(job.rel, src)
+        st = os.stat(p)
+    else:
+        changed, st = writer.put_stat(job.rel, maker.produce(arg))
     return job.rel, [key, chash, st.st_size, st.st_mtime_ns], "written" if changed else "same"
 
 

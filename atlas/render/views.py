@@ -333,13 +333,15 @@ def topk_membership(views: list[LayerView]) -> list[dict[int, list[tuple[float, 
     top-k, highest value first (ties: lower unit). Only images in some top-k appear."""
     out = []
     for view in views:
-        per_image: dict[int, list[tuple[float, int]]] = {}
-        for u, (ids, vals) in enumerate(zip(view.ids, view.values)):
-            for i, v in zip(ids, vals):
-                per_image.setdefault(i, []).append((v, u))
-        for entries in per_image.values():
-            entries.sort(key=lambda e: (-e[0] if np.isfinite(e[0]) else np.inf, e[1]))
-        out.append(per_image)
+        ids = np.asarray(view.data.topk_ids)
+        keep = ids >= 0
+        units = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)[keep]
+        images, values = ids[keep], np.asarray(view.data.topk_values, np.float64)[keep]
+        rank = np.where(np.isfinite(values), -values, np.inf)       # NaN (-inf) and +inf last
+        order = np.lexsort((units, rank, images))                   # by image, then value, then unit
+        images, pairs = images[order], list(zip(values[order].tolist(), units[order].tolist()))
+        starts = np.flatnonzero(np.r_[True, images[1:] != images[:-1]]).tolist() + [len(pairs)]
+        out.append({i: pairs[a:b] for i, a, b in zip(images[starts[:-1]].tolist(), starts[:-1], starts[1:])})
     return out
 
 

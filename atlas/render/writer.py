@@ -62,22 +62,29 @@ class SiteWriter:
 
     def put(self, rel: str, data: bytes | str) -> bool:
         """Write `data` at `rel` unless the file already holds it; True if written."""
+        return self.put_stat(rel, data)[0]
+
+    def put_stat(self, rel: str, data: bytes | str) -> tuple[bool, os.stat_result]:
+        """`put`, and the file's stat afterwards (for a new file taken from the open file:
+        no second look-up of the path)."""
         p = self.path(rel)
         blob = data.encode("utf-8") if isinstance(data, str) else data
         self._folder(p)
         try:  # a new file (the common case of a first build): one system call to create it
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
-            return self._replace(p, blob)
+            changed = self._replace(p, blob)
+            return changed, os.stat(p)
         # an interrupted build leaves a new file out of the cache, so it is redone
         try:
             view = memoryview(blob)
             while view:
                 view = view[os.write(fd, view):]
+            st = os.fstat(fd)
         finally:
             os.close(fd)
         self.changed += 1
-        return True
+        return True, st
 
     def _replace(self, p: str, blob: bytes) -> bool:
         """An existing file: left alone when it holds `blob`, else replaced atomically, so a
