@@ -200,6 +200,9 @@ def main() -> None:
     ap.add_argument("--dgn-clip-image", action=argparse.BooleanOptionalAction, default=None,
                     help="clamp G's images to 0..1 before the network sees them (the atlas default); "
                          "--no-dgn-clip-image is act_max.py exactly")
+    ap.add_argument("--generator", type=Path,
+                    help="DGN-AM's generator file (default: the data set's shipped one, SETUPS)")
+    ap.add_argument("--judge-file", type=Path, help="the judge's weight file (default: as --judge picks)")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--save-figure", type=Path,
                     help="write a labelled PNG: rows = priors, columns = classes (first two seeds each)")
@@ -210,19 +213,21 @@ def main() -> None:
     setup = SETUPS[args.dataset]
     judge_file = setup.resnet_judge if args.judge == "resnet" and weights_path(setup.resnet_judge).is_file() \
         else setup.judge
-    if args.judge == "resnet" and judge_file != setup.resnet_judge:
+    if args.judge == "resnet" and judge_file != setup.resnet_judge and not args.judge_file:
         print(f"note: {setup.resnet_judge} not found (scripts/train_judge.py); judging with {setup.judge}, "
               "of the visualized network's own architecture", flush=True)
-    missing = [f for f in (judge_file, setup.generator) if not weights_path(f).is_file()]
+    gen_path = args.generator or weights_path(setup.generator)
+    judge_path = args.judge_file or weights_path(judge_file)
+    missing = [str(f) for f in (judge_path, gen_path) if not Path(f).is_file()]
     spec = get_spec(setup.model)
     if setup.model != "worldnet" and not weights_path(f"{setup.model}.pt").is_file():
-        missing.insert(0, f"{setup.model}.pt")
+        missing.insert(0, str(weights_path(f"{setup.model}.pt")))
     if missing:
-        raise SystemExit(f"fidelity --dataset {args.dataset}: missing weight files in {weights_path('')}: "
+        raise SystemExit(f"fidelity --dataset {args.dataset}: missing weight files: "
                          f"{', '.join(missing)} (train them first; see SETUPS in {Path(__file__).name})")
     t0 = time.time()
     model = load_model(spec)
-    judge = load_judge(weights_path(judge_file))
+    judge = load_judge(judge_path)
     target = NetTarget(model, spec, channels_last=True)
     judge_target = NetTarget(judge, spec)
     n_units = len(spec.class_names)
@@ -248,7 +253,7 @@ def main() -> None:
     real_feats = real_feats / feat_scale
     resources = {}
     if "dgn" in args.priors:
-        bundle = load_generator(weights_path(setup.generator))
+        bundle = load_generator(gen_path)
         bundle.net.to(memory_format=torch.channels_last)
         resources["dgn"] = bundle
     if "maco" in args.priors:  # the spectrum of the held-out images: the run's own data set
@@ -300,7 +305,7 @@ def main() -> None:
               "iterations": {p: settings[p].iters for p in args.priors},
               "dgn_clip_image": settings["dgn"].clip_image if "dgn" in settings else None,
               "settings": {p: vars(settings[p]) for p in args.priors}, "timing": info,
-              "model": setup.model, "judge": judge_file, "generator": setup.generator,
+              "model": setup.model, "judge": Path(judge_path).name, "generator": Path(gen_path).name,
               "held_out_images": args.held_out, "seconds": round(time.time() - t0, 1)}
     print(json.dumps(result))
 

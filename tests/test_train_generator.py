@@ -71,6 +71,20 @@ def test_train_resume_and_file(parts, tmp_path):
     json.dumps(loaded.meta["history"])  # plain data
 
 
+def test_time_budget_cuts_epochs(parts, tmp_path):
+    """A budget shorter than one epoch keeps the first epoch only; the file says so."""
+    model, spec, pixels = parts
+    messages = []
+    bundle = train_generator(model, spec, pixels[:32], pixels[32:], _cfg(epochs=4), tmp_path / "g.pt",
+                             tmp_path / "work", {"model": "worldnet"}, log=messages.append, time_budget=1e-6)
+    assert [h["epoch"] for h in bundle.meta["history"]] == [1]
+    assert bundle.meta["train_config"]["epochs"] == 1
+    assert any("time budget" in m and "1 epochs, not 4" in m for m in messages)
+    bundle = train_generator(model, spec, pixels[:32], pixels[32:], _cfg(epochs=2), tmp_path / "h.pt",
+                             tmp_path / "work2", {"model": "worldnet"}, log=lambda s: None, time_budget=1e6)
+    assert [h["epoch"] for h in bundle.meta["history"]] == [1, 2]
+
+
 def _train_cli(nproc: int, out, extra=()) -> "subprocess.CompletedProcess":
     import os
     import subprocess

@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="generator file to write")
     p.add_argument("--work-dir", type=Path, help="checkpoints and samples (default: OUT's name + '.work')")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="train fewer epochs if --epochs would not fit in SECONDS (measured on the first epoch)")
 
 
 def _world_pixels(seed: int, count: int, size: int) -> np.ndarray:
@@ -56,7 +58,13 @@ def _folder_pixels(folder: str, count: int, size: int, offset: int = 0) -> np.nd
     if not ids:
         raise ValueError(f"{folder}: no images left for this split (it has {len(src)})")
     tf = T.Compose([T.PILToTensor(), T.Resize(size, antialias=True), T.CenterCrop(size)])
-    return np.stack([tf(src.load(i)).permute(1, 2, 0).numpy() for i in ids])
+
+    def pixels(i: int) -> np.ndarray:
+        img = src.load(i)
+        if img.size == (size, size):  # already the generator's size (CIFAR-10 at 32): 9x faster
+            return np.asarray(img.convert("RGB"))
+        return tf(img).permute(1, 2, 0).numpy()
+    return np.stack([pixels(i) for i in ids])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     encoder = {"model": spec.name, "weights": weights_identity(spec, args.weights), "data": args.data}
     distributed.init(world_size)  # under torchrun: data-parallel training, rank 0 writes
     train_generator(model, spec, train, held, cfg, args.out, work, encoder, resume=not args.no_resume,
-                    device=device, log=print if rank == 0 else (lambda _s: None))
+                    device=device, time_budget=args.time_budget, log=print if rank == 0 else (lambda _s: None))
     if rank == 0:
         print(args.out.resolve())
     return 0

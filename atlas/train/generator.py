@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -233,14 +233,19 @@ def _save_atomic(obj, path: Path) -> None:
 def train_generator(model: nn.Module, spec: ModelSpec, train_pixels: np.ndarray, held_pixels: np.ndarray,
                     cfg: GeneratorTrainConfig, out: Path, work_dir: Path, encoder_info: dict,
                     resume: bool = True, device: torch.device | str = "cpu",
-                    log: Callable[[str], None] = print) -> GeneratorBundle | None:
+                    log: Callable[[str], None] = print, time_budget: float | None = None) -> GeneratorBundle | None:
     """Train on uint8 images (N, S, S, 3) at the generator's output size; write `out`.
 
     `work_dir` holds checkpoint.pt (one per epoch, reused when `resume`), samples/epoch_NN.png
     and history.json. Under torchrun (a process group initialized by the caller) training is
     data-parallel: every rank takes its share of each batch (same batch size in all), the
     gradients of G and D are averaged (DistributedDataParallel), and rank 0 alone evaluates,
-    writes the checkpoints and the generator file (other ranks return None)."""
+    writes the checkpoints and the generator file (other ranks return None).
+
+    `time_budget` (seconds): once the first epoch of this call is timed, the number of
+    epochs is cut to what fits in the budget (the learning-rate schedule is then spread over
+    the epochs kept; the file's train_config records them)."""
+    cfg = replace(cfg)  # epochs may shrink below; the caller's config stays as given
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "samples").mkdir(exist_ok=True)
     steps_per_epoch = max(1, len(train_pixels) // cfg.batch_size)
@@ -262,7 +267,18 @@ def train_generator(model: nn.Module, spec: ModelSpec, train_pixels: np.ndarray,
     sheet_real = held[:16]
     rank, size = (dist.get_rank(), dist.get_world_size()) if trainer.world_size > 1 else (0, 1)
     t0 = time.time()
-    for epoch in range(start_epoch, cfg.epochs):
+    epoch = start_epoch - 1
+    while epoch + 1 < cfg.epochs:
+        epoch += 1
+        if time_budget and epoch == start_epoch + 1:
+            per_epoch, = trainer._mean(torch.tensor(time.time() - t0))  # every rank takes the same decision
+            fit = start_epoch + max(1, int(time_budget // max(per_epoch, 1e-9)))
+            if fit < cfg.epochs:
+                log(f"time budget {time_budget:.0f} s at {per_epoch:.1f} s an epoch: {fit} epochs, not {cfg.epochs}")
+                cfg.epochs = fit
+                trainer.total_steps = max(1, fit * steps_per_epoch)
+                if epoch >= cfg.epochs:
+                    break
         perm = torch.randperm(len(data), generator=trainer.gen)
         bar = tqdm(range(steps_per_epoch), desc=f"generator epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=rank != 0)
