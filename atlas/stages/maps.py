@@ -138,12 +138,22 @@ def unit_codes(ctx, layer: str, top_ids: dict[str, np.ndarray]) -> dict[str, np.
             for name, ids in top_ids.items()}
 
 
-# The three maps of the sample and the units, dealt round-robin to the ranks (artifacts/chunks.py,
-# one job per chunk): with two ranks, UMAP and the unit maps on rank 0, t-SNE on rank 1; a rank
-# runs its jobs in threads at once (each library is single-threaded; UMAP's first call in a process
-# is mostly numba compiling). All are seeded and single-threaded, so the maps are the same bits
-# for any number of ranks.
-JOBS = ("umap", "tsne", "units")
+# The maps of the sample (UMAP, t-SNE) and one map of each layer's units are jobs dealt
+# round-robin to the ranks (artifacts/chunks.py, one job per chunk): UMAP and t-SNE first (they
+# cost about the same: with two ranks one each), then the unit maps, largest layer first, so each
+# rank gets about half of them (each a short t-SNE; PCA below 24 units). A rank runs up to
+# JOB_THREADS of its jobs at once in threads (each library is single-threaded) and computes the
+# units' codes once for its unit maps (the same batches on every rank). All are seeded and
+# single-threaded, so the maps are the same bits for any number of ranks.
+JOB_THREADS = 3
+
+
+def map_jobs(top_ids: dict[str, np.ndarray]) -> list[str]:
+    """The jobs, in the order they are dealt: `umap`, `tsne`, then `units_<i>` (i: the layer's
+    position in `top_ids`) from the layer with the most units to the least (ties: in order)."""
+    units = [len(ids) for ids in top_ids.values()]
+    order = sorted(range(len(units)), key=lambda i: -units[i])
+    return ["umap", "tsne", *(f"units_{i}" for i in order)]
 
 
 def embeddings(ctx, key: str, layer: str, clean: np.ndarray, knn: tuple[np.ndarray, np.ndarray],
@@ -151,25 +161,34 @@ def embeddings(ctx, key: str, layer: str, clean: np.ndarray, knn: tuple[np.ndarr
     """The t-SNE and UMAP maps of the sample's codes and a map of each layer's units (keys
     `tsne`, `umap`, `units_<i>` in `top_ids` order) and seconds per job, on rank 0; None on the
     other ranks."""
+    import threading
     cfg = ctx.cfg
+    jobs = map_jobs(top_ids)
+    names = list(top_ids)
+    codes: dict[str, np.ndarray] = {}
+    lock = threading.Lock()
+
+    def unit_code(i: int) -> np.ndarray:
+        with lock:  # computed once on this rank, by the first of its unit-map jobs
+            if not codes:
+                codes.update(unit_codes(ctx, layer, top_ids))
+        return codes[names[i]]
 
     def compute(job: int, _stop: int, _folder: Path) -> dict[str, np.ndarray]:
-        t0, name = time.time(), JOBS[job]
+        t0, name = time.time(), jobs[job]
         if name == "umap":
             out = {"umap": umap_2d(clean, cfg.umap_neighbors, cfg.seed, knn)}
         elif name == "tsne":
             out = {"tsne": tsne_2d(clean, cfg.tsne_perplexity, cfg.seed, knn)}
         else:
-            codes = unit_codes(ctx, layer, top_ids)
-            out = {f"units_{i}": small_map(codes[name], cfg.seed, cfg.tsne_perplexity)
-                   for i, name in enumerate(top_ids)}
+            out = {name: small_map(unit_code(int(name.split("_")[1])), cfg.seed, cfg.tsne_perplexity)}
         return {**out, "seconds": np.float64(time.time() - t0)}
 
-    done = run_chunks(ctx, "maps", key, len(JOBS), 1, compute, tag="embed", items="jobs", threads=len(JOBS))
+    done = run_chunks(ctx, "maps", key, len(jobs), 1, compute, tag="embed", items="jobs", threads=JOB_THREADS)
     if ctx.rank != 0:
         return None
     maps, seconds = {}, {}
-    for name, chunk in zip(JOBS, done):
+    for name, chunk in zip(jobs, done):
         arrays = chunk.arrays()
         seconds[name] = float(arrays.pop("seconds"))
         maps.update(arrays)
