@@ -6,12 +6,16 @@ the N run reads the first shard, the 10 N run all ten), with a wide world-sized 
 (benchmarks/widenet.py: conv5, fc6, fc7, fc8, 5,194 units, so anything of size images x
 units shows, at about 10 M multiply-adds per image), `map_images` below N, k = 9, no
 feature visualizations or fc heatmaps, figures for 1 unit per layer. Each run is its own
-process; its peak resident memory is read from the kernel (ru_maxrss of the waited-for
-child; DataLoader workers are separate processes, each smaller than the main one), the
-peak after each stage from the run's own log (`stages/base.peak_rss_mib`), its disk and
-site bytes from the run folder. From the difference:
+process; its peak memory covers every process of the job: the larger of (a) the kernel's
+ru_maxrss of the waited-for children (the largest single process: the run, a DataLoader
+worker or a forked render worker, whose RSS also counts the pages it shares with the run)
+and (b) the process tree sampled every 50 ms: the run's RSS plus each descendant's private
+memory (USS: Private_Clean + Private_Dirty of /proc/PID/smaps_rollup, so pages a forked
+worker shares with the run are counted once). The peak after each stage comes from the
+run's own log (`stages/base.peak_rss_mib`), disk and site bytes from the run folder. From the
+difference:
 
-    rss_bytes_per_image   (peak RSS at 10N - at N) / (9 N)
+    rss_bytes_per_image   (peak memory of the job at 10N - at N) / (9 N)
     disk_bytes_per_image  (run folder at 10N - at N) / (9 N), site included
     site_bytes_per_image  (site at 10N - at N) / (9 N)
     time_ratio            seconds per image at 10N / at N
@@ -43,6 +47,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -90,6 +95,61 @@ def folder_bytes(path: Path) -> int:
     return total
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (children of any of its threads, recursively)."""
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def _kib(path: str, keys: tuple[str, ...]) -> int:
+    """Sum of the `keys` lines (kB) of a /proc status-like file; 0 once the process is gone."""
+    total = 0
+    try:
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name in keys:
+                    total += int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return total
+
+
+class TreeMemory(threading.Thread):
+    """Samples a process tree's memory every `every` seconds until stopped: the root's RSS plus
+    every descendant's private memory (USS), so pages shared with the root count once. Keeps
+    the largest total (`peak_kib`) and how many processes were alive then."""
+
+    def __init__(self, pid: int, every: float = 0.05):
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.peak_kib, self.peak_processes, self.samples = 0, 0, 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            kids = _descendants(self.pid)
+            total = _kib(f"/proc/{self.pid}/status", ("VmRSS",)) + sum(
+                _kib(f"/proc/{k}/smaps_rollup", ("Private_Clean", "Private_Dirty")) for k in kids)
+            self.samples += 1
+            if total > self.peak_kib:
+                self.peak_kib, self.peak_processes = total, 1 + len(kids)
+            self._done.wait(self.every)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
 def one_run(out: Path, data: str, n: int, map_images: int, workers: int, topk: int = 9) -> dict:
     """One `atlas run` in a child process: its seconds, peak RSS (and after each stage),
     run folder and site bytes, paged images."""
@@ -97,24 +157,36 @@ def one_run(out: Path, data: str, n: int, map_images: int, workers: int, topk: i
             "--out", str(out), "--set", f"map_images={map_images}", "priors=[]", "units_limit=1", f"topk={topk}",
             f"workers={workers}", "batch_size=64", "fc_heatmaps=none"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=err, text=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        tree = TreeMemory(proc.pid)
+        tree.start()
+        returncode = proc.wait()
+        tree.stop()
+        log.seek(0)
+        err.seek(0)
+        stdout, stderr = log.read(), err.read()
     seconds = time.perf_counter() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if res.returncode != 0:
-        raise SystemExit(f"atlas run failed at N={n}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
-    if peak_kb <= before:
+    largest_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if returncode != 0:
+        raise SystemExit(f"atlas run failed at N={n}:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    if largest_kb <= before:
         print(f"warning: the N={n} run's peak RSS did not exceed an earlier child's; the figure is a lower bound",
               file=sys.stderr)
     summary = json.loads((out / "stages" / "topk" / "summary.json").read_text())
     if summary["images"] != n:
         raise SystemExit(f"the N={n} run used {summary['images']} images")
     paged = json.loads((out / "stages" / "thumbs" / "summary.json").read_text())["images"]
-    return {"images": n, "units": summary["units"], "seconds": seconds, "rss_bytes": peak_kb * 1024,
+    return {"images": n, "units": summary["units"], "seconds": seconds,
+            "rss_bytes": max(largest_kb, tree.peak_kib) * 1024, "largest_process_bytes": largest_kb * 1024,
+            "tree_bytes": tree.peak_kib * 1024, "tree_processes": tree.peak_processes, "tree_samples": tree.samples,
+            "load": [round(load, 2), round(os.getloadavg()[0], 2)],
             "disk_bytes": folder_bytes(out), "site_bytes": folder_bytes(out / "site"), "paged": paged,
-            "stage_peak_mib": {m[0]: float(m[1]) for m in STAGE_PEAK.findall(res.stdout)},
-            "log_tail": res.stdout.strip().splitlines()[-12:]}
+            "stage_peak_mib": {m[0]: float(m[1]) for m in STAGE_PEAK.findall(stdout)},
+            "log_tail": stdout.strip().splitlines()[-12:]}
 
 
 def main() -> int:
@@ -144,7 +216,9 @@ def main() -> int:
             runs[n] = json.loads(res.stdout.strip().splitlines()[-1])
         else:
             runs[n] = one_run(base / f"n{n}-k{args.topk}", data[n], n, args.map_images, args.workers, args.topk)
-        print(f"N={n}: {runs[n]['seconds']:.1f} s, peak RSS {runs[n]['rss_bytes'] / 2**20:.0f} MiB, "
+        print(f"N={n}: {runs[n]['seconds']:.1f} s, peak memory {runs[n]['rss_bytes'] / 2**20:.0f} MiB "
+              f"(largest process {runs[n]['largest_process_bytes'] / 2**20:.0f}, tree {runs[n]['tree_bytes'] / 2**20:.0f} "
+              f"with {runs[n]['tree_processes']} processes), load {runs[n]['load']}, "
               f"run folder {runs[n]['disk_bytes'] / 2**20:.1f} MiB, site {runs[n]['site_bytes'] / 2**20:.1f} MiB, "
               f"{runs[n]['paged']} paged images", flush=True)
         print(f"  peak RSS after each stage (MiB): {runs[n]['stage_peak_mib']}", flush=True)
@@ -161,6 +235,9 @@ def main() -> int:
         "extrapolated_gb": round((fixed * max(1.0, ALEXNET_UNITS / small["units"]) + IMAGENET_TRAIN * max(per_image["rss"], 0.0)) / 1e9, 2),
         "seconds": {str(k): round(v["seconds"], 1) for k, v in runs.items()},
         "peak_rss_mib": {str(k): round(v["rss_bytes"] / 2**20, 1) for k, v in runs.items()},
+        "largest_process_mib": {str(k): round(v["largest_process_bytes"] / 2**20, 1) for k, v in runs.items()},
+        "tree_mib": {str(k): round(v["tree_bytes"] / 2**20, 1) for k, v in runs.items()},
+        "load": {str(k): v["load"] for k, v in runs.items()},
         "disk_mib": {str(k): round(v["disk_bytes"] / 2**20, 2) for k, v in runs.items()},
         "site_mib": {str(k): round(v["site_bytes"] / 2**20, 2) for k, v in runs.items()},
         "paged": {str(k): v["paged"] for k, v in runs.items()},

@@ -38,15 +38,42 @@ def enable_umap_cache() -> int:
     return switched
 
 
+# Up to this many rows or columns the PCA takes a dense SVD (cheap there); past it, the two leading
+# axes come from Lanczos iterations (ARPACK) on the smaller Gram matrix, never formed: a dense SVD
+# of the 2,560 x 2,560 unit codes of a wide layer took ~490 MB of workspace and 30 s, this takes a
+# few MB and well under a second.
+DENSE_PCA_MAX = 256
+
+
+def principal_axes(c: np.ndarray, count: int = 2) -> np.ndarray:
+    """(D, count) leading principal axes of centred rows `c` (n, D), float64, columns by
+    decreasing variance. Exact to float64 rounding either way; the Lanczos start vector is
+    fixed, so the same input gives the same bits."""
+    n, d = c.shape
+    if min(n, d) <= max(DENSE_PCA_MAX, count + 1):
+        return np.linalg.svd(c, full_matrices=False)[2][:count].T
+    from scipy.sparse.linalg import LinearOperator, eigsh
+    m = min(n, d)
+    # eigenvectors of c^T c (d <= n) or of c c^T (n < d), applied as two products
+    matvec = (lambda v: c.T @ (c @ v)) if d <= n else (lambda v: c @ (c.T @ v))
+    op = LinearOperator((m, m), matvec=matvec, matmat=matvec, dtype=np.float64)
+    v0 = np.random.default_rng(0).standard_normal(m)
+    values, vectors = eigsh(op, k=count, which="LA", v0=v0, tol=0.0)
+    vectors = vectors[:, np.argsort(values)[::-1]]
+    if d > n:  # axes in the code space: c^T u / |c^T u|
+        vectors = c.T @ vectors
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=0), 1e-300)
+    return vectors
+
+
 def pca_2d(x: np.ndarray) -> np.ndarray:
     """Projection on the first two principal axes, each axis' sign fixed (largest |value| > 0)."""
-    x = np.asarray(x, dtype=np.float64)
     out = np.zeros((len(x), 2), np.float32)
     if len(x) < 2:
         return out
-    c = x - x.mean(axis=0)
-    u, s, _ = np.linalg.svd(c, full_matrices=False)
-    proj = u[:, :2] * s[:2]
+    c = np.array(x, dtype=np.float64)
+    c -= c.mean(axis=0)
+    proj = c @ principal_axes(c, min(2, *c.shape))
     for j in range(proj.shape[1]):
         if proj[np.argmax(np.abs(proj[:, j])), j] < 0:
             proj[:, j] = -proj[:, j]

@@ -33,7 +33,7 @@ from atlas.models.layers import extractor
 from atlas.artifacts.chunks import chunk_size, run_chunks
 from atlas.stages.base import Stage
 
-VERSION = 2  # 2: a bounded, class-balanced sample of map_images images
+VERSION = 3  # 2: a bounded, class-balanced sample of map_images images; 3: PCA (t-SNE start) by Lanczos past 256 rows and columns
 CHUNK_BATCHES = 32  # the most batches of images in one chunk of the sample's feature pass
 
 
@@ -121,39 +121,50 @@ UNIT_CODE_BATCH = 1024
 
 def unit_codes(ctx, layer: str, top_ids: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per analysed layer, (C, D): the mean map-layer code of each unit's top-k images
-    (non-finite codes as 0), accumulated batch by batch over the unique top images."""
+    (non-finite codes as 0), accumulated batch by batch over the unique top images.
+
+    Sums are added one top-k slot at a time: a unit holds an image at most once per slot, so
+    a plain indexed add needs no `np.add.at` and its temporary is one code per unit at most
+    (not one per (unit, slot) hit); per unit the additions keep the order batch, then slot."""
     unique = np.unique(np.concatenate([ids[ids >= 0].ravel() for ids in top_ids.values()]))
-    sums: dict[str, np.ndarray] = {}
+    sums = {name: None for name in top_ids}
     for start in range(0, len(unique), UNIT_CODE_BATCH):
         part = unique[start:start + UNIT_CODE_BATCH]
         feats = np.nan_to_num(features(ctx, layer, part), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         for name, ids in top_ids.items():
+            if sums[name] is None:
+                sums[name] = np.zeros((ids.shape[0], feats.shape[1]), np.float64)
             pos = np.searchsorted(part, ids)
             hit = (ids >= 0) & (pos < len(part)) & (part[np.minimum(pos, len(part) - 1)] == ids)
-            if name not in sums:
-                sums[name] = np.zeros((ids.shape[0], feats.shape[1]), np.float64)
-            units, slots = np.nonzero(hit)
-            np.add.at(sums[name], units, feats[pos[units, slots]])
-    return {name: (sums[name] / np.maximum((ids >= 0).sum(axis=1), 1)[:, None]).astype(np.float32)
-            for name, ids in top_ids.items()}
+            for slot in range(ids.shape[1]):
+                units = np.flatnonzero(hit[:, slot])
+                sums[name][units] += feats[pos[units, slot]]
+        del feats
+    codes = {}
+    for name, ids in top_ids.items():  # divided in place, one layer's float64 sums freed at a time
+        total = sums.pop(name)
+        total /= np.maximum((ids >= 0).sum(axis=1), 1)[:, None]
+        codes[name] = total.astype(np.float32)
+        del total
+    return codes
 
 
 # The maps of the sample (UMAP, t-SNE) and one map of each layer's units are jobs dealt
-# round-robin to the ranks (artifacts/chunks.py, one job per chunk): UMAP and t-SNE first (they
-# cost about the same: with two ranks one each), then the unit maps, largest layer first, so each
-# rank gets about half of them (each a short t-SNE; PCA below 24 units). A rank runs up to
-# JOB_THREADS of its jobs at once in threads (each library is single-threaded) and computes the
-# units' codes once for its unit maps (the same batches on every rank). All are seeded and
-# single-threaded, so the maps are the same bits for any number of ranks.
-JOB_THREADS = 3
-
-
+# round-robin to the ranks (artifacts/chunks.py, one job per chunk): the unit maps first, largest
+# layer first, so each rank gets about half of them (each a short t-SNE; PCA below 24 units), then
+# UMAP and t-SNE (consecutive, so with two ranks one each; they cost about the same). A rank
+# computes the units' codes once, for its first unit map (the same batches on every rank), and
+# runs its jobs one after another in this order, so the stage's peak memory is the same on every
+# run: in threads at once, how the jobs' transient arrays overlapped (and what the allocator kept
+# of them) moved the peak by 10-80 MiB from run to run; and the codes' float64 sums (units x D)
+# are gone before UMAP's numba code and openTSNE are loaded. All are seeded and single-threaded,
+# so the maps are the same bits for any number of ranks.
 def map_jobs(top_ids: dict[str, np.ndarray]) -> list[str]:
-    """The jobs, in the order they are dealt: `umap`, `tsne`, then `units_<i>` (i: the layer's
-    position in `top_ids`) from the layer with the most units to the least (ties: in order)."""
+    """The jobs, in the order they are dealt: `units_<i>` (i: the layer's position in `top_ids`)
+    from the layer with the most units to the least (ties: in order), then `umap`, `tsne`."""
     units = [len(ids) for ids in top_ids.values()]
     order = sorted(range(len(units)), key=lambda i: -units[i])
-    return ["umap", "tsne", *(f"units_{i}" for i in order)]
+    return [*(f"units_{i}" for i in order), "umap", "tsne"]
 
 
 def embeddings(ctx, key: str, layer: str, clean: np.ndarray, knn: tuple[np.ndarray, np.ndarray],
@@ -161,18 +172,17 @@ def embeddings(ctx, key: str, layer: str, clean: np.ndarray, knn: tuple[np.ndarr
     """The t-SNE and UMAP maps of the sample's codes and a map of each layer's units (keys
     `tsne`, `umap`, `units_<i>` in `top_ids` order) and seconds per job, on rank 0; None on the
     other ranks."""
-    import threading
     cfg = ctx.cfg
     jobs = map_jobs(top_ids)
     names = list(top_ids)
     codes: dict[str, np.ndarray] = {}
-    lock = threading.Lock()
+    computed = []
 
     def unit_code(i: int) -> np.ndarray:
-        with lock:  # computed once on this rank, by the first of its unit-map jobs
-            if not codes:
-                codes.update(unit_codes(ctx, layer, top_ids))
-        return codes[names[i]]
+        if not computed:  # once on this rank, by the first of its unit-map jobs
+            codes.update(unit_codes(ctx, layer, top_ids))
+            computed.append(True)
+        return codes.pop(names[i])  # each layer's codes dropped once its map is made
 
     def compute(job: int, _stop: int, _folder: Path) -> dict[str, np.ndarray]:
         t0, name = time.time(), jobs[job]
@@ -184,7 +194,7 @@ def embeddings(ctx, key: str, layer: str, clean: np.ndarray, knn: tuple[np.ndarr
             out = {name: small_map(unit_code(int(name.split("_")[1])), cfg.seed, cfg.tsne_perplexity)}
         return {**out, "seconds": np.float64(time.time() - t0)}
 
-    done = run_chunks(ctx, "maps", key, len(jobs), 1, compute, tag="embed", items="jobs", threads=JOB_THREADS)
+    done = run_chunks(ctx, "maps", key, len(jobs), 1, compute, tag="embed", items="jobs")
     if ctx.rank != 0:
         return None
     maps, seconds = {}, {}
