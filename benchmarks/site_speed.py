@@ -16,7 +16,9 @@ time that encoding (`encode_s`, per stage in `encode_s_by_stage`), and `stage_pl
 is what compares with the render time per unit of the renderer that encoded everything
 (`--before-render-s-per-unit`, measured on the same machine before the change). On a shared machine the wall
 time depends on the other jobs; scratch_cpu_s (user + system time of the render and its
-workers) and load_avg_1m say how much of the machine the render had.
+workers; scratch_sys_s its kernel part) and load_avg_1m say how much of the machine the
+render had, and create_us_before (the time to create a file in the run's folder just before
+the render, see create_probe) says what state the disk was in.
 
     python benchmarks/site_speed.py [--units 10240] [--images 2000] [--workers N] [--out DIR]
 """
@@ -45,6 +47,27 @@ def cpu_seconds() -> float:
     """User + system CPU time of this process and its finished children (the workers)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def sys_seconds() -> float:
+    """The system (kernel) part of cpu_seconds: mostly creating files."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
+
+
+def create_probe(folder: Path, n: int = 200) -> float:
+    """Microseconds to create one small file in `folder` (n new files, removed after the
+    timed render: deleting them before it would make its files dearer). On ext4 without a
+    journal (this machine's disk) a new inode skips every inode deleted in the last minute or
+    more (`recently_deleted` in the kernel's inode search), so after a mass deletion this
+    rises from about 50 us to 500 us and more: the state of the disk, not the renderer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    blob = b"x" * 12000
+    t = time.perf_counter()
+    for i in range(n):
+        fd = os.open(folder / f"{i}.html", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        os.write(fd, blob)
+        os.close(fd)
+    return (time.perf_counter() - t) / n * 1e6
 
 
 def relabel_one(run: Path, layer: str, unit: int) -> None:
@@ -97,10 +120,13 @@ def main() -> int:
         if (run / "site").exists():
             (run / "site").rename(old)
 
-        t, cpu0 = time.perf_counter(), cpu_seconds()
+        probe = base / f"probe-{time.time_ns()}"
+        create_us = create_probe(probe)
+        t, cpu0, sys0 = time.perf_counter(), cpu_seconds(), sys_seconds()
         first = render_site(run, workers=workers)
-        scratch, scratch_cpu = time.perf_counter() - t, cpu_seconds() - cpu0
+        scratch, scratch_cpu, scratch_sys = time.perf_counter() - t, cpu_seconds() - cpu0, sys_seconds() - sys0
         shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(probe, ignore_errors=True)
         print(first.line(), {k: round(v, 2) for k, v in first.seconds.items()}, flush=True)
 
         t = time.perf_counter()
@@ -122,7 +148,8 @@ def main() -> int:
         result = {
             "pages_per_s": round(first.pages / scratch, 1), "units": units, "pages": first.pages,
             "files": first.files, "images": args.images, "scratch_s": round(scratch, 2),
-            "scratch_cpu_s": round(scratch_cpu, 2), "pages_per_cpu_s": round(first.pages / scratch_cpu, 1),
+            "scratch_cpu_s": round(scratch_cpu, 2), "scratch_sys_s": round(scratch_sys, 2),
+            "create_us_before": round(create_us, 1), "pages_per_cpu_s": round(first.pages / scratch_cpu, 1),
             "load_avg_1m": round(os.getloadavg()[0], 2),
             "images_encoded": first.counts.get("image", {}).get("written", 0),   # by the renderer (none since the thumbs stage encodes thumbnails)
             "images_linked": first.counts.get("linked", {}).get("written", 0),   # encoded by the stages

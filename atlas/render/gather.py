@@ -106,6 +106,12 @@ class SiteData:
         """(N,) class index of every listed image (-1: unlabelled)."""
         return self.images.labels
 
+    @cached_property
+    def label_list(self) -> list[int]:
+        """`labels` as a list, for pages that look up one image at a time (made before the
+        render's workers fork, so they share it)."""
+        return np.asarray(self.labels).tolist()
+
     @property
     def image_count(self) -> int:
         """Usable images of the data set (listed, less those the top-k pass could not decode)."""

@@ -55,9 +55,8 @@ class SheetRef:
 
     def place(self, u: int, j: int = 0) -> tuple[str, int, int, int, int]:
         """(sheet file, x, y, tiles across, tiles down) of tile offset + j of unit u's strip."""
-        s, x, y, tx, ty = sheet_place({"per": self.per, "cols": self.cols, "tiles": self.n, "units": self.slots},
-                                      self.slot(u), self.offset + j)
-        return f"{self.base}{s}.{self.ext}", x, y, tx, ty
+        s, x, y, tx, ty = _strip_at(self.per, self.cols, self.n, self.slots, self.slot(u))
+        return f"{self.base}{s}.{self.ext}", x + self.offset + j, y, tx, ty
 
     def src(self, u: int) -> str:
         return self.place(u)[0]
@@ -74,6 +73,13 @@ class SheetRef:
         if self.units is not None:
             out["units"] = list(self.units)
         return out
+
+
+@lru_cache(maxsize=65536)
+def _strip_at(per: int, cols: int, n: int, slots: int, slot: int) -> tuple[int, int, int, int, int]:
+    """featvis.sheet_place of a strip's first tile, remembered: a unit's strip is placed
+    for each of its tiles and on every page that shows the unit."""
+    return sheet_place({"per": per, "cols": cols, "tiles": n, "units": slots}, slot, 0)
 
 
 @lru_cache(maxsize=65536)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from base64 import b64encode
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,7 @@ class LayerView:
     tiles: dict = field(default_factory=dict)   # kind (prior, "patch", "top") -> tiles.SheetRef
     extra: dict = field(default_factory=dict)
     ranks: list | None = None         # per unit the top-k ranks kept (None: all k), for boxes and heat grids
+    cards: dict = field(default_factory=dict)   # unit -> what its cards share (views.card)
     _neighbors: list | None = None
 
     @property
@@ -102,9 +104,8 @@ def patch_style(geometry, box, src: str) -> str:
 
 def heat_attrs(heat: np.ndarray) -> dict:
     """A heat grid (h, w) uint8 as the data the page's script draws over the view."""
-    import base64
     g = np.ascontiguousarray(heat, dtype=np.uint8)
-    return {"h": int(g.shape[0]), "w": int(g.shape[1]), "b64": base64.b64encode(g.tobytes()).decode("ascii")}
+    return {"h": g.shape[0], "w": g.shape[1], "b64": b64encode(g.tobytes()).decode("ascii")}
 
 
 def _map_neighbors(coords: np.ndarray, n: int) -> list:
@@ -208,11 +209,15 @@ def card(view: LayerView, u: int, note: str = "", root: str = "") -> dict:
     """A link to a unit as other pages show it: thumbnail (`sprite`: the css of a sheet's
     tile, "" for a file of its own), name, label, a note. URLs in contexts carry the page's
     `root` prefix, so templates print each one once."""
-    lab = view.labels[u]
-    thumb = view.thumb[u]
-    return {"href": root + names.unit_page(view.ref["slug"], u), "name": f"{view.ref['short']}:{u}",
-            "label": str(lab["label"]) if lab else "", "note": note,
-            "src": root + thumb[0] if thumb else None, "sprite": thumb[1] if thumb else ""}
+    base = view.cards.get(u)
+    if base is None:   # what every card of the unit shares, made once per unit
+        lab, thumb = view.labels[u], view.thumb[u]
+        base = view.cards[u] = (names.unit_page(view.ref["slug"], u), f"{view.ref['short']}:{u}",
+                                str(lab["label"]) if lab else "", thumb[0] if thumb else None,
+                                thumb[1] if thumb else "")
+    href, name, label, src, sprite = base
+    return {"href": root + href, "name": name, "label": label, "note": note,
+            "src": root + src if src is not None else None, "sprite": sprite}
 
 
 def hist_path(counts: np.ndarray, peak: float, width: int = 200, height: int = 60) -> str:
@@ -236,19 +241,20 @@ def field_notes(meta: dict) -> list[str]:
 
 def unit_context(data: SiteData, view: LayerView, u: int, root: str = "../../") -> dict:
     layer, slug, short = view.data, view.ref["slug"], view.ref["short"]
-    labels = data.labels
+    labels = data.label_list
     ev = layer.evidence
     pics = ev.pictures if ev is not None else None
     whole = None if pics is None else pics.meta.get("patches") == "view"   # the field is the whole image
     top = []
+    boxes = view.extra["boxes"][u].tolist() if whole is False else None
+    heat = view.extra["heat"][u] if pics is not None and pics.heat is not None else None
     for j, (i, v) in enumerate(zip(view.ids[u], view.values[u])):
         src = root + (names.view_file(i, pics.ext) if pics else names.data_thumb(i))
         rank = view.ranks[u][j] if view.ranks else j
         top.append({"id": i, "href": root + names.image_page(i), "src": src,
-                    "cap": f"#{j + 1} · {fmt(v)}", "cls": class_name(data, int(labels[i])),
-                    "patch": patch_style(pics.geometry, view.extra["boxes"][u, rank], src) if whole is False else None,
-                    "heat": heat_attrs(view.extra["heat"][u, rank]) if pics is not None and pics.heat is not None
-                    else None})
+                    "cap": f"#{j + 1} · {fmt(v)}", "cls": class_name(data, labels[i]),
+                    "patch": patch_style(pics.geometry, boxes[rank], src) if boxes is not None else None,
+                    "heat": heat_attrs(heat[rank]) if heat is not None else None})
     maxv = view.maxv[u]
     featvis = []
     fv = layer.featvis
@@ -347,7 +353,7 @@ def topk_membership(views: list[LayerView]) -> list[dict[int, list[tuple[float, 
 
 def image_context(data: SiteData, views: list[LayerView], member: list, paged: list[int], i: int,
                   root: str = "../") -> dict:
-    labels = data.labels
+    labels = data.label_list
     neighbors = []
     maps = data.maps
     row = maps.row_of(i) if maps is not None and maps.neighbors is not None else None
