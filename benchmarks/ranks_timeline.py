@@ -1,0 +1,193 @@
+"""Where each rank of `atlas demo --quick` spends its time, with 1 and with 2 processes.
+
+    python benchmarks/ranks_timeline.py [--nproc 1 2] [--keep DIR]
+
+Runs the quick demo under torchrun (gloo, CPU, OMP_NUM_THREADS=1, as benchmarks/ranks_speed.py
+does) with each process count in turn, each process started through this file (`--worker`),
+which times, per rank: the torch import, the rest of the start (atlas imports, model,
+preflight), every stage and the render (wall seconds, CPU seconds of the process and of its
+finished children), and every collective call (barrier, broadcast, gather) as the time that
+rank waited for the others. It prints one table per run: per stage, the wall time, each
+rank's CPU seconds and each rank's wait, then the totals, and last one JSON object
+(`runs`: per process count, per rank, `cpu_s`, `wait_s`, `end_s`; `cpu_extra_s`: CPU
+seconds of all ranks of the largest run minus those of the 1-process run, when both ran).
+
+What it answers: which stages make a rank wait (rank 0's merges, stages on rank 0 alone),
+and how many CPU seconds more N processes spend than one. Wall times depend on the load of
+the machine; CPU seconds and waits much less. Timing costs a few microseconds a call.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu() -> tuple[float, float]:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def worker(argv: list[str]) -> int:
+    """One rank: the atlas command line `argv`, timed; the record goes to $TIMELINE_OUT."""
+    t_zero = float(os.environ["TIMELINE_T0"])
+    events: list[dict] = []
+    stack: list[str] = []
+
+    def record(kind: str, name: str, t0: float, c0: tuple[float, float] | None = None) -> None:
+        c1 = _cpu() if c0 else None
+        events.append({"kind": kind, "name": name, "start": round(t0 - t_zero, 3),
+                       "seconds": round(time.time() - t0, 3),
+                       "cpu": round(c1[0] - c0[0], 3) if c0 else None,
+                       "child_cpu": round(c1[1] - c0[1], 3) if c0 else None})
+
+    t0, c0 = time.time(), _cpu()
+    import torch  # noqa: F401
+    record("start", "import torch", t0, c0)
+    t0, c0 = time.time(), _cpu()
+    sys.path.insert(0, str(ROOT))
+    import atlas.artifacts.chunks  # noqa: F401 (imports the collectives it calls)
+    import atlas.distributed as dist
+    import atlas.pipeline as pipeline
+    import atlas.stages.base as base
+    from atlas.cli import main
+
+    def timed_collective(fn):
+        def call(*args, **kwargs):
+            t = time.time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                record("wait", stack[-1] if stack else "(lock; the end of the render)", t)
+        return call
+
+    def timed_step(fn, label):
+        def call(*args, **kwargs):
+            name = label(*args)
+            stack.append(name)
+            t, c = time.time(), _cpu()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                record("step", name, t, c)
+                stack.pop()
+        return call
+
+    for name in ("barrier", "broadcast", "gather"):  # also where a module imported the function itself
+        original = getattr(dist, name)
+        wrapped = timed_collective(original)
+        for module in [m for n, m in sys.modules.items() if n == "atlas" or n.startswith("atlas.")]:
+            if getattr(module, name, None) is original:
+                setattr(module, name, wrapped)
+    pipeline.run_stage = timed_step(base.run_stage, lambda ctx, stage: stage.name)
+    pipeline.render = timed_step(pipeline.render, lambda *a: "render")
+    pipeline.preflight = timed_step(pipeline.preflight, lambda *a: "preflight")
+    record("start", "atlas imports", t0, c0)
+    t0, c0 = time.time(), _cpu()
+    code = main(argv)
+    record("start", "run", t0, c0)
+    import gc
+    gc.freeze()  # as `python -m atlas` does before exiting
+    total = _cpu()
+    rank = int(os.environ.get("RANK", 0))
+    Path(os.environ["TIMELINE_OUT"], f"rank-{rank}.json").write_text(json.dumps(
+        {"rank": rank, "end_s": round(time.time() - t_zero, 3), "cpu_s": round(total[0], 2),
+         "child_cpu_s": round(total[1], 2), "events": events}))
+    return code
+
+
+def run(nproc: int, work: Path) -> tuple[list[dict], float, float]:
+    """One quick demo with `nproc` processes: each rank's record, the wall seconds of the
+    whole torchrun and its CPU seconds (torchrun and every process under it)."""
+    out = work / f"n{nproc}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATLAS_DIST_BACKEND": "gloo",
+           "PYTHONPATH": str(ROOT), "TIMELINE_OUT": str(out), "TIMELINE_T0": repr(time.time())}
+    env.pop("ATLAS_FAULT", None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           str(Path(__file__).resolve()), "--worker", "demo", "--quick", "--device", "cpu", "--out", str(out / "run")]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds = time.time() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{nproc}-process demo failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in range(nproc)]
+    return ranks, seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def table(ranks: list[dict]) -> str:
+    """Per step (start parts, stages, render): wall seconds, then CPU and wait per rank."""
+    rows: dict[str, dict] = {}
+    for r in ranks:
+        for e in r["events"]:
+            if e["kind"] == "wait":
+                continue
+            row = rows.setdefault(e["name"], {"wall": 0.0, "cpu": [0.0] * len(ranks), "wait": [0.0] * len(ranks)})
+            row["wall"] = max(row["wall"], e["seconds"])
+            row["cpu"][r["rank"]] += e["cpu"] + e["child_cpu"]
+        for e in r["events"]:
+            if e["kind"] == "wait":
+                rows.setdefault(e["name"], {"wall": 0.0, "cpu": [0.0] * len(ranks),
+                                            "wait": [0.0] * len(ranks)})["wait"][r["rank"]] += e["seconds"]
+    n = len(ranks)
+    head = f"{'step':34} {'wall':>6} " + " ".join(f"{f'cpu{i}':>6}" for i in range(n)) + " " + \
+        " ".join(f"{f'wait{i}':>6}" for i in range(n))
+    lines = [head]
+    for name, row in rows.items():
+        if name == "run":
+            continue
+        lines.append(f"{name:34} {row['wall']:6.2f} " + " ".join(f"{c:6.2f}" for c in row["cpu"]) + " " +
+                     " ".join(f"{w:6.2f}" for w in row["wait"]))
+    lines.append(f"{'total (process)':34} {max(r['end_s'] for r in ranks):6.2f} " +
+                 " ".join(f"{r['cpu_s'] + r['child_cpu_s']:6.2f}" for r in ranks) + " " +
+                 " ".join(f"{sum(e['seconds'] for e in r['events'] if e['kind'] == 'wait'):6.2f}" for r in ranks))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nproc", type=int, nargs="+", default=[1, 2], help="process counts, run in this order")
+    ap.add_argument("--keep", type=Path, help="keep the runs and the per-rank records here")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ranks-timeline-"))
+    result: dict = {"config": "atlas demo --quick", "backend": "gloo", "device": "cpu", "cpus": os.cpu_count(),
+                    "runs": {}}
+    try:
+        for n in args.nproc:
+            load = os.getloadavg()[0]
+            ranks, seconds, cpu = run(n, work)
+            print(f"\n{n} process(es): {seconds:.1f} s, {cpu:.1f} CPU s (torchrun and all processes), "
+                  f"load average {load:.2f} before")
+            print(table(ranks), flush=True)
+            result["runs"][str(n)] = {"seconds": round(seconds, 1), "cpu_s": round(cpu, 1), "load_average": round(load, 2),
+                                      "ranks": [{"rank": r["rank"], "cpu_s": round(r["cpu_s"] + r["child_cpu_s"], 2),
+                                                 "wait_s": round(sum(e["seconds"] for e in r["events"]
+                                                                     if e["kind"] == "wait"), 2),
+                                                 "end_s": r["end_s"]} for r in ranks]}
+        if args.keep:
+            shutil.copytree(work, args.keep, dirs_exist_ok=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    counts = sorted(int(n) for n in result["runs"])
+    if 1 in counts and len(counts) > 1:
+        result["cpu_extra_s"] = round(sum(r["cpu_s"] for r in result["runs"][str(counts[-1])]["ranks"]) -
+                                      sum(r["cpu_s"] for r in result["runs"]["1"]["ranks"]), 2)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        raise SystemExit(worker(sys.argv[2:]))
+    main()
