@@ -28,7 +28,7 @@ from atlas.render.jobs import Job, Maker, default_workers, digest, run_jobs
 from atlas.render.writer import RenderCache, SiteWriter, remove_stale
 from atlas.resources import resource_dir
 
-TEMPLATES = ("nav.html", "card.html", "index.html", "layer.html", "unit.html", "image.html", "class.html", "map.html")
+TEMPLATES = ("nav.html", "index.html", "layer.html", "unit.html", "image.html", "class.html", "map.html")
 
 
 def _fmt(v, spec: str = ".3g") -> str:
@@ -51,28 +51,6 @@ class PageEnvironment(Environment):
         return Environment.getattr(self, obj, attribute)
 
 
-class CardCache:
-    """`card(b)` in templates: a unit card (views.card) rendered from card.html once per
-    distinct card in this process. The same cards recur across thousands of pages (a unit
-    is the neighbour of several units, the card of every image it keeps), so most are
-    rendered once and reused as markup."""
-
-    LIMIT = 200_000   # distinct cards kept; beyond, the cache starts over
-
-    def __init__(self, env: Environment):
-        self.env = env
-        self._done: dict[tuple, Markup] = {}
-
-    def __call__(self, b: dict) -> Markup:
-        key = (b["href"], b["name"], b["label"], b["note"], b["src"], b["sprite"])
-        html = self._done.get(key)
-        if html is None:
-            if len(self._done) >= self.LIMIT:
-                self._done.clear()
-            html = self._done[key] = Markup(self.env.get_template("card.html").render(b=b))
-        return html
-
-
 def make_env() -> Environment:
     env = PageEnvironment(loader=FileSystemLoader(str(resource_dir("templates"))),
                       autoescape=select_autoescape(["html", "xml"], default=True),
@@ -80,7 +58,6 @@ def make_env() -> Environment:
     env.filters["fmt"] = _fmt
     env.filters["pct"] = lambda v: "–" if v is None else f"{100 * float(v):.0f}%"
     env.filters["bytes"] = _human_bytes
-    env.globals["card"] = CardCache(env)
     return env
 
 
