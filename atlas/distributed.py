@@ -28,7 +28,7 @@ def init(world_size: int) -> None:
         backend = "nccl" if torch.cuda.is_available() and os.environ.get("ATLAS_DIST_BACKEND") != "gloo" else "gloo"
         if backend == "nccl" and "LOCAL_RANK" in os.environ:
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # object broadcasts go through it
-        # non-sharded stages (the thumbs, the site) run on rank 0 while the others wait: allow hours
+        # what runs on rank 0 alone (merges, the site) while the others wait may take hours: allow them
         dist.init_process_group(backend=backend, timeout=timedelta(hours=12))
 
 

@@ -75,14 +75,17 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
     preflight(ctx)  # every rank checks, before any joins the group or touches the folder
     distributed.init(world_size)
     with job_lock(store, rank, world_size):
-        if rank == 0:
-            store.check_format()
-            store.mark_format()
-            store.write_config(cfg.resolved())
-        report = run_stages(ctx, plan(ctx))
-        fault_point("run:before-render")
-        index = render(store.root) if rank == 0 else store.root / "site" / "index.html"
-        distributed.barrier(world_size)  # the others wait for the site, inside the job's lock
+        try:
+            if rank == 0:
+                store.check_format()
+                store.mark_format()
+                store.write_config(cfg.resolved())
+            report = run_stages(ctx, plan(ctx))
+            fault_point("run:before-render")
+            index = render(store.root) if rank == 0 else store.root / "site" / "index.html"
+            distributed.barrier(world_size)  # the others wait for the site, inside the job's lock
+        finally:
+            store.finish_discards()  # the finished stages' chunk folders, deleted in the background
     if rank == 0:
         _print_summary(report, store, time.time() - t0)
     return index
