@@ -21,11 +21,18 @@ from atlas.artifacts.store import RunStore, sha256_file
 
 
 def pick_device(name: str) -> torch.device:
+    """'auto' (a GPU when torch sees one), 'cuda' or 'cpu'. On a GPU, cuDNN's autotuner is
+    switched on: feature visualization repeats the same shapes hundreds of times, and the
+    autotuned kernels made DGN-AM 1.06x faster on an H200 (benchmarks/featvis_speed.py,
+    notes/gpu.md)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for, but torch sees no GPU; use device = 'auto' or 'cpu'")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
 
 
 def make_source(cfg: Config) -> Source:

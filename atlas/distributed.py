@@ -64,6 +64,7 @@ def gather(value: Any, world_size: int) -> list:
 def local_device(name: str) -> torch.device | None:
     """cuda:LOCAL_RANK for multi-GPU runs; None to keep the configured device."""
     if name in ("auto", "cuda") and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        torch.backends.cudnn.benchmark = True  # as context.pick_device does on a GPU
         return torch.device(f"cuda:{int(os.environ['LOCAL_RANK'])}")
     return None
 
