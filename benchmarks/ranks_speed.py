@@ -10,7 +10,7 @@ load of the machine hits both alike. The artifacts of the two are compared (they
 equal). `speedup` = 1-process time / 2-process time. Last line: one JSON object.
 
 OMP_NUM_THREADS=1 does not keep a 1-process run on one core: its DataLoader workers, the
-renderer's worker processes and the maps' t-SNE beside UMAP (threads) use the second core
+renderer's worker processes (and, before 16ceae2, the maps' t-SNE beside UMAP in threads) use the second core
 too. `--pin` confines each run to as many cores as it has processes (CPU affinity of
 torchrun and everything under it: cores {0} and {0, 1}), which measures how the work is
 shared rather than how much of the second core one process already borrows.
