@@ -199,7 +199,7 @@ def main() -> None:
         ap.add_argument("--" + key.replace("_", "-"), type=int, help=f"the config key {key}")
     ap.add_argument("--dgn-clip-image", action=argparse.BooleanOptionalAction, default=None,
                     help="clamp G's images to 0..1 before the network sees them (the atlas default); "
-                         "--no-dgn-clip-image is act_max.py exactly")
+                         "--no-dgn-clip-image with --set dgn_keep=last is act_max.py exactly")
     ap.add_argument("--generator", type=Path,
                     help="DGN-AM's generator file (default: the data set's shipped one, SETUPS)")
     ap.add_argument("--judge-file", type=Path, help="the judge's weight file (default: as --judge picks)")

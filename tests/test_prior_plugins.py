@@ -119,7 +119,8 @@ def test_dgn_restarts_store_the_best_and_keep_the_last(tmp_path):
     from atlas.artifacts.store import RunStore
     gen = _tiny_generator(tmp_path)
     out = {}
-    for name, kw in {"plain": {}, "restarts": {"dgn_restarts": 3}, "best": {"dgn_keep": "best"}}.items():
+    for name, kw in {"plain": {"dgn_keep": "last"}, "restarts": {"dgn_restarts": 3, "dgn_keep": "last"},
+                     "best": {}}.items():  # the atlas's default is the best iterate
         cfg = C.Config(model="worldnet", layers=["fc8"], units_limit=3, seeds=2, dgn_iters=4,
                        priors=["dgn"], featvis_batch=6, generator=str(gen), out=str(tmp_path / name), **kw)
         ctx = Context(cfg, RunStore(cfg.out))

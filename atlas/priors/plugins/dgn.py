@@ -125,5 +125,5 @@ PRIOR = Prior(name="dgn", title="DGN-AM (generator prior)", short="DGN-AM", colu
                     "dgn_clip_image": "clip_image", "dgn_restarts": "restarts", "dgn_keep": "keep",
                     "dgn_init": "init"},
               # the atlas's defaults that depart from act_max.py (README: "DGN-AM's defaults")
-              defaults={"dgn_clip_image": True},
+              defaults={"dgn_clip_image": True, "dgn_keep": "best"},
               visualize=visualize, stores=stores, uses_diversity=False, prepare=prepare, identity=identity, describe=describe)
