@@ -11,6 +11,7 @@ import bisect
 import math
 from base64 import b64encode
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -224,12 +225,15 @@ def hist_path(counts: np.ndarray, peak: float, width: int = 200, height: int = 6
     """An SVG path of a histogram's bars (as a step outline), scaled so `peak` is full height."""
     counts = np.asarray(counts, dtype=np.float64)
     h = np.round(height - (counts / peak * (height - 2) if peak > 0 else counts * 0), 1)
-    step = width / max(1, len(counts))
-    parts = [f"M0 {height}"]
-    for i, y in enumerate(h.tolist()):
-        parts.append(f"V{y:g}H{(i + 1) * step:.4g}")
-    parts.append(f"V{height}Z")
-    return "".join(parts)
+    steps = _hist_steps(len(counts), width)
+    return "".join([f"M0 {height}", *[f"V{y:g}{x}" for y, x in zip(h.tolist(), steps)], f"V{height}Z"])
+
+
+@lru_cache(maxsize=64)
+def _hist_steps(bins: int, width: int) -> tuple[str, ...]:
+    """The bars' right edges ("H..."), the same for every unit's histogram of a layer."""
+    step = width / max(1, bins)
+    return tuple(f"H{(i + 1) * step:.4g}" for i in range(bins))
 
 
 def field_notes(meta: dict) -> list[str]:
