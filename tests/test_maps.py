@@ -70,6 +70,21 @@ def test_pca_map_of_few_points():
     np.testing.assert_array_equal(small_map(x, 0), p)
 
 
+@pytest.mark.parametrize("shape", [(300, 40), (40, 300)])
+def test_pca_by_lanczos_equals_the_svd(monkeypatch, shape):
+    """Past DENSE_PCA_MAX the two axes come from ARPACK on the smaller Gram matrix (both sides
+    tried): the same projection as the dense SVD, the same bits on a rerun."""
+    from atlas.maps import embed
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(shape[0], 6)) * [9, 5, 3, 2, 1, 1]) @ rng.normal(size=(6, shape[1]))
+    x = (x + 0.01 * rng.normal(size=shape)).astype(np.float32)
+    dense = pca_2d(x)
+    monkeypatch.setattr(embed, "DENSE_PCA_MAX", 8)
+    lanczos = pca_2d(x)
+    np.testing.assert_allclose(lanczos, dense, rtol=1e-4, atol=1e-4 * np.abs(dense).max())
+    np.testing.assert_array_equal(lanczos, pca_2d(x))
+
+
 def test_maps_stage(tmp_path):
     cfg = Config(world_count=60, topk=3, layers=["conv5", "fc8"], out=str(tmp_path), workers=0,
                  batch_size=32, neighbors=5, tsne_perplexity=10.0)
