@@ -269,10 +269,8 @@ class RunStore:
         listed: dict[str, dict] = {}
         if not self.stages_dir.is_dir():
             return listed
-        for man_path in sorted(self.stages_dir.rglob(MANIFEST)):
+        for man_path in self._manifest_paths():
             name = man_path.parent.relative_to(self.stages_dir)
-            if any(part in INTERNAL for part in name.parts):
-                continue
             for rel, info in read_json(man_path).get("files", {}).items():
                 listed[f"stages/{name.as_posix()}/{rel}"] = {"stage": name.as_posix(), **info}
         return listed
@@ -306,14 +304,25 @@ class RunStore:
         man = self.manifest(name)
         return bool(man) and man.get("key") == key
 
+    def _manifest_paths(self) -> list[Path]:
+        """Every stage manifest under stages/, sorted; the store's working folders (`.tmp`,
+        `.trash`, `.partial`, any dot-folder) are not entered: the discard thread may be
+        deleting inside `.trash` at that very moment."""
+        found = []
+        for folder, dirs, files in os.walk(self.stages_dir):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            if MANIFEST in files:
+                found.append(Path(folder) / MANIFEST)
+        return sorted(found)
+
     def completed(self) -> list[str]:
         """Names of all complete stages (nested names use '/')."""
         if not self.stages_dir.is_dir():
             return []
         out = []
-        for m in sorted(self.stages_dir.rglob(MANIFEST)):
+        for m in self._manifest_paths():
             rel = m.parent.relative_to(self.stages_dir)
-            if not any(p.startswith(".") for p in rel.parts) and self.manifest(str(rel)):
+            if self.manifest(str(rel)):
                 out.append(rel.as_posix())
         return out
 
