@@ -95,8 +95,6 @@ def worker(argv: list[str]) -> int:
     t0, c0 = time.time(), _cpu()
     code = main(argv)
     record("start", "run", t0, c0)
-    import gc
-    gc.freeze()  # as `python -m atlas` does before exiting
     total = _cpu()
     rank = int(os.environ.get("RANK", 0))
     Path(os.environ["TIMELINE_OUT"], f"rank-{rank}.json").write_text(json.dumps(
@@ -189,5 +187,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        raise SystemExit(worker(sys.argv[2:]))
+        code = worker(sys.argv[2:])
+        from atlas.cli import end_process
+        end_process(code)  # as `python -m atlas` ends
     main()

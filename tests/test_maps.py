@@ -61,6 +61,28 @@ def test_maps_are_deterministic_for_a_seed():
     np.testing.assert_array_equal(small_map(x[:40], 1), small_map(x[:40], 1))
 
 
+def test_small_map_is_openTSNE_exact_without_loading_pynndescent():
+    """The unit maps build openTSNE's exact index themselves: the same map as openTSNE's own
+    `method="exact"`, and pynndescent (numba), which openTSNE's method lookup imports only
+    to see that it is installed, stays unloaded (about 1 s on a rank that runs no UMAP)."""
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np; from atlas.maps.embed import small_map; "
+            "small_map(np.random.default_rng(0).standard_normal((40, 16)).astype(np.float32), 0); "
+            "print('pynndescent' in sys.modules, 'numba' in sys.modules)")
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    from openTSNE import TSNE, affinity
+    from atlas.maps.embed import SMALL_SCHEDULE, _pca_init
+    x = np.random.default_rng(1).standard_normal((60, 16)).astype(np.float32)
+    aff = affinity.PerplexityBasedNN(x, perplexity=19.0, method="exact", random_state=3, n_jobs=1)
+    ref = TSNE(n_jobs=1, random_state=3, negative_gradient_method="bh", **SMALL_SCHEDULE).fit(
+        affinities=aff, initialization=_pca_init(x))
+    np.testing.assert_array_equal(small_map(x, 3, perplexity=19.0), np.asarray(ref, dtype=np.float32))
+
+
 def test_pca_map_of_few_points():
     """Points on a plane keep all their distances in the PCA map."""
     x = np.array([[0, 0, 1], [2, 0, 1], [4, 3, 1], [0, 1, 1], [1, 5, 1]], np.float32)
@@ -137,3 +159,11 @@ def test_maps_stage_on_a_sample(tmp_path):
     every = maps.features(ctx, "classifier.fc7", np.arange(60))
     np.testing.assert_allclose(maps.unit_codes(ctx, "classifier.fc7", {"x": top})["x"],
                                every[top].mean(axis=1), rtol=1e-5, atol=1e-6)
+    # a top image in the sample takes the sample's code (rows of `known`), the others the model's
+    known = maps.unit_codes(ctx, "classifier.fc7", {"x": top}, known=(sample, feats))["x"]
+    np.testing.assert_allclose(known, every[top].mean(axis=1), rtol=1e-5, atol=1e-6)
+    shifted = maps.unit_codes(ctx, "classifier.fc7", {"x": top}, known=(sample, feats + 1.0))["x"]
+    in_sample = np.isin(top, sample)
+    assert 0 < in_sample.sum() < top.size  # both kinds of top image occur
+    np.testing.assert_allclose(shifted - known, np.repeat(in_sample.mean(axis=1)[:, None], feats.shape[1], axis=1),
+                               rtol=1e-5, atol=1e-5)

@@ -101,13 +101,24 @@ def tsne_2d(x: np.ndarray, perplexity: float, seed: int, knn: tuple[np.ndarray, 
     if knn is not None and knn[0].shape[1] >= k:
         aff = affinity.PerplexityBasedNN(perplexity=p, random_state=seed, n_jobs=1,
                                          knn_index=PrecomputedNeighbors(knn[0][:, :k], knn[1][:, :k].astype(np.float64)))
-    else:
-        aff = affinity.PerplexityBasedNN(x, perplexity=p, method="exact" if n < 2000 else "annoy",
-                                         random_state=seed, n_jobs=1)
+    else:  # the index openTSNE's method "exact" / "annoy" would build, built here (see _knn_index)
+        aff = affinity.PerplexityBasedNN(perplexity=p, random_state=seed, n_jobs=1, knn_index=_knn_index(x, k, seed))
     method = "bh" if n < 10_000 else "fft"
     emb = TSNE(n_jobs=1, random_state=seed, negative_gradient_method=method, **(schedule or {})).fit(
         affinities=aff, initialization=_pca_init(x))
     return np.asarray(emb, dtype=np.float32)
+
+
+def _knn_index(x: np.ndarray, k: int, seed: int):
+    """openTSNE's exact (scikit-learn, below 2,000 points) or Annoy index of `k` euclidean
+    neighbours, with the arguments its `PerplexityBasedNN(x, method=...)` passes, so the map is
+    the same bits. Given ready, the index spares openTSNE's method lookup, which imports
+    pynndescent (and numba) only to test that it is installed: about 1 s on a process that
+    runs no UMAP, such as the second rank of a torchrun job."""
+    from openTSNE import nearest_neighbors
+    kind = nearest_neighbors.Sklearn if len(x) < 2000 else nearest_neighbors.Annoy
+    return kind(x, k, metric="euclidean", metric_params=None, n_jobs=1, random_state=seed, verbose=False,
+                knn_kwargs=None)
 
 
 def _pca_init(x: np.ndarray) -> np.ndarray:

@@ -13,7 +13,8 @@ memory, time and disk stay flat as the data set grows.
   each unit placed by the mean map-layer code of its top-k images (its preferred images as
   the data set shows them; the top-1 image alone makes units that share it coincide), reduced
   to 2-D with t-SNE (PCA below 24 units). Units close on it like the same images. The codes
-  are summed per unit over the top-k images in one pass (memory: units x D).
+  are summed per unit over the top-k images in one pass (memory: units x D); a top image in
+  the sample is not run through the model again (its code is the sample's).
 - `meta.json`: what was computed, how, and how long each part took.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from atlas.models.layers import extractor
 from atlas.artifacts.chunks import chunk_size, run_chunks
 from atlas.stages.base import Stage
 
-VERSION = 3  # 2: a bounded, class-balanced sample of map_images images; 3: PCA (t-SNE start) by Lanczos past 256 rows and columns
+VERSION = 4  # 2: a bounded, class-balanced sample of map_images images; 3: PCA (t-SNE start) by Lanczos past 256 rows and columns; 4: unit codes of sampled images taken from the sample's codes
 CHUNK_BATCHES = 32  # the most batches of images in one chunk of the sample's feature pass
 
 
@@ -119,9 +120,17 @@ def shared_features(ctx, layer: str, ids: np.ndarray, key: str) -> np.ndarray:
 UNIT_CODE_BATCH = 1024
 
 
-def unit_codes(ctx, layer: str, top_ids: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def unit_codes(ctx, layer: str, top_ids: dict[str, np.ndarray],
+               known: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Per analysed layer, (C, D): the mean map-layer code of each unit's top-k images
     (non-finite codes as 0), accumulated batch by batch over the unique top images.
+
+    `known`: (ascending image ids, their cleaned codes), the map sample's codes, already
+    computed by the stage's shared feature pass; a top image among them is not run through
+    the model again (when the sample is every image, as in the quick demo, none is). The
+    codes of an image are the same function of the image either way; which batch computed
+    them can move the last bits, so a run's unit maps do not depend on it as long as the
+    sample does not change (it is seeded).
 
     Sums are added one top-k slot at a time: a unit holds an image at most once per slot, so
     a plain indexed add needs no `np.add.at` and its temporary is one code per unit at most
@@ -130,7 +139,7 @@ def unit_codes(ctx, layer: str, top_ids: dict[str, np.ndarray]) -> dict[str, np.
     sums = {name: None for name in top_ids}
     for start in range(0, len(unique), UNIT_CODE_BATCH):
         part = unique[start:start + UNIT_CODE_BATCH]
-        feats = np.nan_to_num(features(ctx, layer, part), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        feats = batch_codes(ctx, layer, part, known)
         for name, ids in top_ids.items():
             if sums[name] is None:
                 sums[name] = np.zeros((ids.shape[0], feats.shape[1]), np.float64)
@@ -147,6 +156,21 @@ def unit_codes(ctx, layer: str, top_ids: dict[str, np.ndarray]) -> dict[str, np.
         codes[name] = total.astype(np.float32)
         del total
     return codes
+
+
+def batch_codes(ctx, layer: str, ids: np.ndarray, known: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """(len(ids), D) cleaned codes of ascending images `ids`: rows of `known` (ids, codes)
+    where it has them, the model's for the others."""
+    if known is None or not len(known[0]):
+        return np.nan_to_num(features(ctx, layer, ids), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    kids, kcodes = known
+    pos = np.minimum(np.searchsorted(kids, ids), len(kids) - 1)
+    have = kids[pos] == ids
+    out = np.empty((len(ids), kcodes.shape[1]), np.float32)
+    out[have] = kcodes[pos[have]]
+    if not have.all():
+        out[~have] = np.nan_to_num(features(ctx, layer, ids[~have]), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
 
 
 # The maps of the sample (UMAP, t-SNE) and one map of each layer's units are jobs dealt
@@ -167,11 +191,11 @@ def map_jobs(top_ids: dict[str, np.ndarray]) -> list[str]:
     return [*(f"units_{i}" for i in order), "umap", "tsne"]
 
 
-def embeddings(ctx, key: str, layer: str, clean: np.ndarray, knn: tuple[np.ndarray, np.ndarray],
+def embeddings(ctx, key: str, layer: str, sample: np.ndarray, clean: np.ndarray, knn: tuple[np.ndarray, np.ndarray],
                top_ids: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]] | None:
-    """The t-SNE and UMAP maps of the sample's codes and a map of each layer's units (keys
-    `tsne`, `umap`, `units_<i>` in `top_ids` order) and seconds per job, on rank 0; None on the
-    other ranks."""
+    """The t-SNE and UMAP maps of the sample's codes `clean` (images `sample`, ascending) and a
+    map of each layer's units (keys `tsne`, `umap`, `units_<i>` in `top_ids` order) and seconds
+    per job, on rank 0; None on the other ranks."""
     cfg = ctx.cfg
     jobs = map_jobs(top_ids)
     names = list(top_ids)
@@ -180,7 +204,7 @@ def embeddings(ctx, key: str, layer: str, clean: np.ndarray, knn: tuple[np.ndarr
 
     def unit_code(i: int) -> np.ndarray:
         if not computed:  # once on this rank, by the first of its unit-map jobs
-            codes.update(unit_codes(ctx, layer, top_ids))
+            codes.update(unit_codes(ctx, layer, top_ids, known=(sample, clean)))
             computed.append(True)
         return codes.pop(names[i])  # each layer's codes dropped once its map is made
 
@@ -229,7 +253,7 @@ def run(ctx, out: Path, key: str) -> dict:
 
     t0 = time.time()
     top_ids = {e.name: run_in.topk.layer(e.name).ids for e in run_in.topk.layers}
-    made = embeddings(ctx, key, layer, clean, (graph.ids, graph.distances), top_ids)
+    made = embeddings(ctx, key, layer, sample, clean, (graph.ids, graph.distances), top_ids)
     if made is None:  # ranks other than 0: their share is done
         return {}
     maps, job_seconds = made
