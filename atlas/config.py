@@ -27,6 +27,7 @@ DEFAULT_PRIORS = ("dgn", "pixel", "fourier")  # all priors: atlas.priors.registr
 DEMO_FEATVIS = {"pixel_iters": 100, "fourier_iters": 100}
 QUICK_ITERS = 40  # every prior's iterations in a --quick run
 DEVICES = ("auto", "cpu", "cuda")
+FEATVIS_DTYPES = ("auto", "float32", "bfloat16")  # featvis_dtype: precision of the image priors' steps
 DATA_SPLITS = ("train", "test", "val", "extra", "unlabeled", "train+unlabeled")  # torchvision's split names
 
 
@@ -63,6 +64,10 @@ class Config:
     # lose most of their time in thread barriers when the cores are shared: 1 thread ran the
     # quick demo's featvis 7x faster than 2 on a busy 2-core machine
     featvis_threads: int = 1
+    # precision of the image priors' optimization steps (pixel, Fourier, MACO): "auto" is
+    # bfloat16 autocast on a CPU with native bfloat16 (2.2x faster steps on cifarnet, same
+    # activations: notes/priors.md), float32 elsewhere; stored activations are float32
+    featvis_dtype: str = "auto"
     featvis_diversity: float = 0.0     # weight of Lucid's diversity term across a unit's seeds (pixel, fourier)
     units_limit: int | None = None      # visualize only the first N units of each layer
     units: list[str] = field(default_factory=list)  # which units, per layer: ["fc8:0-99", "conv5:all", "fc6:3,7"]
@@ -180,6 +185,9 @@ def validate(cfg: Config, origin: str = "config") -> None:
         raise ConfigError(f"{origin}: 'featvis_batch' must be >= 0 (0: sized automatically), got {cfg.featvis_batch!r}")
     if cfg.featvis_threads < 0:
         raise ConfigError(f"{origin}: 'featvis_threads' must be >= 0, got {cfg.featvis_threads!r}")
+    if cfg.featvis_dtype not in FEATVIS_DTYPES:
+        raise ConfigError(f"{origin}: 'featvis_dtype' must be one of {', '.join(FEATVIS_DTYPES)}, "
+                          f"got {cfg.featvis_dtype!r}")
     if cfg.workers < 0:
         raise ConfigError(f"{origin}: 'workers' must be >= 0, got {cfg.workers!r}")
     for key in ("tsne_perplexity",):

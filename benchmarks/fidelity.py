@@ -53,7 +53,7 @@ from atlas.models import get_spec, load_model  # noqa: E402
 from atlas.models.checkpoint import load_payload, load_state_dict_file, prepare_for_probing  # noqa: E402
 from atlas.models.worldnet import WorldNet  # noqa: E402
 from atlas.priors.objectives import unit_objective  # noqa: E402
-from atlas.priors.target import NetTarget, to_uint8  # noqa: E402
+from atlas.priors.target import NetTarget, compute_dtype, to_uint8  # noqa: E402
 from atlas.resources import weights_path  # noqa: E402
 from atlas.stages.featvis import element_seed, optimize, prior_settings  # noqa: E402
 from atlas.priors.genfile import load_generator  # noqa: E402
@@ -228,7 +228,6 @@ def main() -> None:
     t0 = time.time()
     model = load_model(spec)
     judge = load_judge(judge_path)
-    target = NetTarget(model, spec, channels_last=True)
     judge_target = NetTarget(judge, spec)
     n_units = len(spec.class_names)
     S = args.seeds
@@ -241,6 +240,8 @@ def main() -> None:
         except tomllib.TOMLDecodeError:
             overrides[key] = raw  # a bare string, as `atlas run --set`
     cfg = from_dict(overrides)
+    # the featvis stage's network: batch norms folded, steps in featvis_dtype (--set featvis_dtype=float32)
+    target = NetTarget(model, spec, channels_last=True, compute_dtype=compute_dtype(cfg.featvis_dtype, "cpu"))
     if args.quick:
         cfg = quick(cfg)
     settings = prior_settings(cfg, args.priors)

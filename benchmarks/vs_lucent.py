@@ -2,6 +2,7 @@
 
     python benchmarks/vs_lucent.py                 # both networks, Fourier vs Lucent, MACO vs horama
     python benchmarks/vs_lucent.py --iters 64 --cifar-units 16 --alexnet-units 4   # shorter
+    python benchmarks/vs_lucent.py --dtype float32  # atlas's steps in float32 (default: featvis_dtype "auto")
 
 Fourier: atlas's batched Fourier prior (all units in one optimization) against Lucent's
 `render_vis` (one unit per call, its default `param.image` = FFT + decorrelated colour,
@@ -18,8 +19,12 @@ unit at a time.
 Networks: the shipped CIFAR-10 network (`cifarnet`, fc7 units) and torchvision AlexNet
 with random weights (fc8 units). Both sides run on one CPU thread. units/s counts units
 finished per CPU-second of this process (CPU time, not wall time: the machine is
-shared, and wall time would charge one side with whatever else ran meanwhile); the activation is each final image's objective (no transforms),
-averaged over units. The last line is one JSON object:
+shared, and wall time would charge one side with whatever else ran meanwhile). atlas runs
+as its featvis stage does: batch norms folded into the convolutions, steps in
+`featvis_dtype` (`--dtype`, default "auto": bfloat16 autocast on a CPU with native
+bfloat16; the JSON's `atlas_dtype` says which ran); Lucent runs the model as given, in
+float32, as its defaults do. The activation is each final image's objective (no
+transforms), averaged over units, measured for both sides on the unfolded model in float32. The last line is one JSON object:
 `{"cifarnet": {"speed_vs_lucent", "act_vs_lucent", ..., "maco": {...}}, "alexnet": {...}}`.
 
 Lucent 0.1.8 declares old pins; install it with
@@ -51,7 +56,7 @@ from atlas.priors.maco import data_spectrum, maco_visualize  # noqa: E402
 from atlas.priors.objectives import unit_objective  # noqa: E402
 from atlas.priors.plugins.fourier import FourierSettings  # noqa: E402
 from atlas.priors.plugins.maco import MacoSettings  # noqa: E402
-from atlas.priors.target import NetTarget  # noqa: E402
+from atlas.priors.target import NetTarget, compute_dtype  # noqa: E402
 
 LUCENT_HINT = "pip install --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator ipython"
 CIFAR10_FOLDER = Path(__file__).resolve().parents[2] / "shared/data/cifar10/test"
@@ -149,18 +154,20 @@ def _cwd(path):
 
 
 def compare(name: str, weights: str | None, node: str, n_units: int, iters: int, maco_iters: int, seed: int,
-            ref_units: int) -> dict:
+            ref_units: int, dtype: str = "auto") -> dict:
     spec = get_spec(name)
     torch.manual_seed(seed)
     model = load_model(spec, weights)
     size = spec.input_size
     units = list(range(n_units))
-    target = NetTarget(model, spec, channels_last=True)
-    plain = NetTarget(model, spec)
+    steps = compute_dtype(dtype, "cpu")
+    target = NetTarget(model, spec, channels_last=True, compute_dtype=steps)   # as the featvis stage runs
+    plain = NetTarget(model, spec, fold=False)                                 # measures both sides
     wrapped = Normalized(model, spec.mean, spec.std).eval()
     obj = unit_objective(node, torch.tensor(units))
     seeds = [seed * 1000 + u for u in units]
-    res: dict = {"units": n_units, "iterations": iters, "image_size": size, "layer": node, "weights": weights}
+    res: dict = {"units": n_units, "iterations": iters, "image_size": size, "layer": node, "weights": weights,
+                 "atlas_dtype": str(steps or torch.float32).removeprefix("torch.")}
 
     t0 = _clock()
     atlas_img, _ = fourier_visualize(target, obj, seeds, FourierSettings(iters=iters))
@@ -216,6 +223,8 @@ def main() -> None:
                     help="units the one-unit-per-call MACO reference runs (horama is slow: 6 crops a step)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for both sides")
     ap.add_argument("--only", choices=["cifarnet", "alexnet"])
+    ap.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                    help="atlas's steps (featvis_dtype); activations are compared in float32 either way")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     try:
@@ -228,10 +237,10 @@ def main() -> None:
     result = {}
     if args.only in (None, "cifarnet"):
         result["cifarnet"] = compare("cifarnet", None, "classifier.fc7", args.cifar_units, args.iters,
-                                     maco_iters, args.seed, args.maco_ref_units)
+                                     maco_iters, args.seed, args.maco_ref_units, args.dtype)
     if args.only in (None, "alexnet"):
         result["alexnet"] = compare("alexnet", "random", "classifier.6", args.alexnet_units, args.iters,
-                                    maco_iters, args.seed, args.maco_ref_units)
+                                    maco_iters, args.seed, args.maco_ref_units, args.dtype)
     result["threads"] = args.threads
     print(json.dumps(result))
 

@@ -1,9 +1,11 @@
 """The one small loop of the image-space priors (Lucid's `render_vis`, batched).
 
 A parameterization gives `(params, image_fn)`; `image_fn()` returns RGB images in 0..1.
-Each step: transform the images, run the network, maximize the objective (sum over the
-batch; the elements do not interact unless the objective couples them), step the
-optimizer, then apply the parameterization's own projections (`post_step`).
+Each step: transform the images, run the network (in the target's `compute_dtype`, e.g.
+bfloat16 autocast; the parameterization, the objective and the optimizer stay in float32),
+maximize the objective (sum over the batch; the elements do not interact unless the
+objective couples them), step the optimizer, then apply the parameterization's own
+projections (`post_step`). The final images' values are measured in float32.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def render(params: list[torch.Tensor], image_fn: Callable[[], torch.Tensor], obj
     apply = compose(transforms or [])
     for i in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        values = objective(target(apply(image_fn()), objective.nodes))
+        values = objective(target(apply(image_fn()), objective.nodes, steps=True))
         (-values.sum()).backward()
         optimizer.step()
         if post_step is not None:

@@ -40,14 +40,15 @@ from atlas.priors.batching import featvis_batch
 from atlas.priors.objectives import center_of, diversity, unit_objective
 from atlas.priors.plugins.dgn import generator_file  # noqa: F401  (kept importable from here)
 from atlas.priors.registry import Problem, Result, SkipPrior
-from atlas.priors.target import NetTarget, to_uint8
+from atlas.priors.target import NetTarget, compute_dtype, to_uint8
 from atlas.stages.base import Stage
 from atlas.artifacts.chunks import chunk_size, run_chunks
 from atlas.artifacts import featvis as artifact
 
 MIN_CHUNKS = 2  # a layer smaller than two batches is split in two, not in chunks.MIN_CHUNKS
 
-VERSION = 3  # 2: the site's PNG strips encoded here, not by the renderer; 3: as sprite sheets (sheets/)
+VERSION = 4  # 2: the site's PNG strips encoded here, not by the renderer; 3: as sprite sheets (sheets/);
+#             4: batch norms folded into convolutions, `featvis_dtype` (bfloat16 steps on CPU)
 
 
 def prior_settings(cfg, names: list[str] | None = None) -> dict:
@@ -72,6 +73,8 @@ def make(ctx) -> list[Stage]:
     deps = ("dataset",) if any(registry.get(p).needs_data for p in priors) else ()
     common = {**ctx.model_params(), "priors": priors, "seeds": cfg.seeds, "seed": cfg.seed,
               "conv_objective": cfg.dgn_conv_objective, "diversity": cfg.featvis_diversity,
+              # the resolved precision ("auto" differs between machines, and so do the pixels)
+              "dtype": str(compute_dtype(cfg.featvis_dtype, ctx.device) or torch.float32).removeprefix("torch."),
               "settings": {p: vars(settings[p]) for p in priors},
               # each prior's inputs beyond the network (the generator's checksum, ...)
               **{k: v for p in priors for k, v in identity[p].items()}}
@@ -149,7 +152,8 @@ def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[s
     units = len(ids)
     S = cfg.seeds
     entries = {p: registry.get(p) for p in priors}
-    target = NetTarget(ctx.model, ctx.spec, ctx.device, channels_last=True)
+    target = NetTarget(ctx.model, ctx.spec, ctx.device, channels_last=True,
+                       compute_dtype=compute_dtype(cfg.featvis_dtype, ctx.device))
     resources = {p: e.prepare(ctx, settings[p]) if e.prepare else None for p, e in entries.items()}
     # on a GPU the batch is sized by a probe step through a generator when a prior has one
     bundle = next((r for r in resources.values() if hasattr(r, "code_dim") and hasattr(r, "net")), None)
