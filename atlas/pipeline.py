@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 from atlas.config import Config, ConfigError
 from atlas.context import Context
@@ -62,11 +64,18 @@ def run_stages(ctx: Context, factories) -> list[tuple[str, str, dict]]:
     return report
 
 
-def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
+def run(cfg: Config, rank: int = 0, world_size: int = 1, hand_off: str | None = None) -> Path:
     """Run every stage of `cfg` and render the site; returns the path of index.html.
 
     Under torchrun (world_size > 1) every rank calls this: sharded stages split their work,
-    the others run on rank 0, and rank 0 holds the job's lock, merges, writes and renders."""
+    the others run on rank 0, and rank 0 holds the job's lock, merges, writes and renders.
+
+    With `hand_off` (the `atlas` command sets it to its own name, `run` or `demo`, when this
+    call is the whole process: not when `atlas.cli.main` is called with arguments), rank 0
+    renders in a fresh image of its own process (`hand_off_render`: same process id, lock,
+    output and exit status, but none of the memory that torch, the model and the map
+    libraries hold), so the site's memory does not stack on the stages'; this call then
+    does not return. The summary of the stages is printed before the site."""
     from atlas import distributed
     store = RunStore(cfg.out)
     t0 = time.time()
@@ -74,7 +83,7 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
                   device_override=distributed.local_device(cfg.device))
     preflight(ctx)  # every rank checks, before any joins the group or touches the folder
     distributed.init(world_size)
-    with job_lock(store, rank, world_size):
+    with job_lock(store, rank, world_size) as lock_fd:
         try:
             if rank == 0:
                 store.check_format()
@@ -82,6 +91,14 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
                 store.write_config(cfg.resolved())
             report = run_stages(ctx, plan(ctx))
             fault_point("run:before-render")
+            if hand_off and can_hand_off():
+                distributed.barrier(world_size)  # every stage is done; the site is rank 0's alone
+                if rank == 0:
+                    store.finish_discards()
+                    _print_summary(report, store, time.time() - t0)
+                    distributed.shutdown()
+                    hand_off_render(store.root, lock_fd, hand_off)
+                return store.root / "site" / "index.html"
             index = render(store.root) if rank == 0 else store.root / "site" / "index.html"
             distributed.barrier(world_size)  # the others wait for the site, inside the job's lock
         finally:
@@ -91,25 +108,53 @@ def run(cfg: Config, rank: int = 0, world_size: int = 1) -> Path:
     return index
 
 
+def can_hand_off() -> bool:
+    """Whether this system can replace a process's image keeping its open lock (POSIX exec);
+    ATLAS_RENDER_INLINE=1 keeps the render in the stages' process (for debugging)."""
+    return os.name == "posix" and hasattr(os, "execv") and os.environ.get("ATLAS_RENDER_INLINE") != "1"
+
+
+def hand_off_render(run_dir: Path, lock_fd: int | None, command: str = "run") -> NoReturn:
+    """Replace this process's image with `atlas render RUN_DIR` (exec): the same process id,
+    parent, output and signals, and the run lock carried over by its descriptor; torch, the
+    model and the map libraries (about 1 GB resident before any image is paged) are gone,
+    so the render's own memory (which grows with the paged images) starts from a bare
+    interpreter. Its exit status is the job's. Called by rank 0 after every stage is done
+    and every helper thread and worker has ended; `command` names the user's command in the
+    render's error messages."""
+    import atlas
+    root = str(Path(atlas.__file__).resolve().parents[1])  # this very atlas, not another on the path
+    argv = ["render", str(run_dir), "--shown-as", command]
+    if lock_fd is not None:
+        os.set_inheritable(lock_fd, True)
+        argv += ["--held-lock", str(lock_fd)]
+    code = (f"import sys\nif {root!r} not in sys.path: sys.path.insert(0, {root!r})\n"
+            f"from atlas.__main__ import entry\nentry({argv!r})")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-c", code])
+
+
 @contextlib.contextmanager
-def job_lock(store: RunStore, rank: int, world_size: int) -> Iterator[None]:
-    """The run lock, held for the whole torchrun job by rank 0. Every rank learns whether
-    rank 0 got it, so a locked folder stops all ranks with the same message (exit 2)."""
+def job_lock(store: RunStore, rank: int, world_size: int) -> Iterator[int | None]:
+    """The run lock, held for the whole torchrun job by rank 0 (yields its descriptor there,
+    None on the other ranks). Every rank learns whether rank 0 got it, so a locked folder
+    stops all ranks with the same message (exit 2)."""
     from atlas import distributed
     if rank != 0:
         error = distributed.broadcast(None, world_size)
         if error:
             raise RunLockedError(error)
-        yield
+        yield None
         return
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(store.lock())
+            fd = stack.enter_context(store.lock())
         except RunLockedError as exc:
             distributed.broadcast(str(exc), world_size)
             raise
         distributed.broadcast(None, world_size)
-        yield
+        yield fd
 
 
 def _print_summary(report: list, store: RunStore, seconds: float) -> None:
@@ -132,4 +177,4 @@ def render(run_dir: str | Path) -> Path:
     return build_site(Path(run_dir))
 
 
-__all__ = ["plan", "preflight", "run", "render", "Stage", "dataset", "topk"]
+__all__ = ["plan", "preflight", "run", "render", "hand_off_render", "Stage", "dataset", "topk"]

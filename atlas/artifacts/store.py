@@ -386,10 +386,11 @@ class RunStore:
         return removed
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the run folder exclusively. The OS drops the lock when the holder dies, so a
-        lock file left by a killed run is recognized as stale and taken over. Processes
-        forked while it is held (data-loader workers) do not keep it alive."""
+    def lock(self) -> Iterator[int]:
+        """Hold the run folder exclusively; yields the lock file's descriptor. The OS drops
+        the lock when the holder dies, so a lock file left by a killed run is recognized as
+        stale and taken over. Processes forked while it is held (data-loader workers) do not
+        keep it alive."""
         if self.root.exists() and not self.root.is_dir():
             raise RunLockedError(f"run folder {self.root} exists and is not a folder")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -415,13 +416,43 @@ class RunStore:
             removed = self.clean_leftovers()
             if removed:
                 print(f"note: removed {len(removed)} unfinished temporary item(s) of an interrupted run")
-            yield
+            yield fh.fileno()
         finally:
-            _held_lock_fds.discard(fh.fileno())
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            fh.close()
+            _release(fh)
+
+    @contextmanager
+    def adopt_lock(self, fd: int) -> Iterator[int]:
+        """Go on holding the lock that this process held before it replaced its image (`atlas
+        run` renders the site in a fresh image of the same process: pipeline.hand_off).
+        `fd` must be this folder's lock file, inherited across the exec; it is released at the
+        end as `lock` releases it. Anything else is refused."""
+        path = self.root / ".lock"
+        try:
+            ours = os.path.samestat(os.fstat(fd), os.stat(path))
+        except OSError:
+            ours = False
+        if not ours:
+            raise RunLockedError(f"descriptor {fd} is not the lock file of {self.root}")
+        try:  # the same open file still holds the lock, so this succeeds at once
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLockedError(f"descriptor {fd} does not hold the lock of {self.root}") from None
+        fh = os.fdopen(fd, "a+")
+        os.set_inheritable(fd, False)
+        _held_lock_fds.add(fd)
+        try:
+            yield fd
+        finally:
+            _release(fh)
+
+
+def _release(fh) -> None:
+    """Empty the lock file (no holder recorded) and drop the lock."""
+    _held_lock_fds.discard(fh.fileno())
+    fh.seek(0)
+    fh.truncate()
+    fcntl.flock(fh, fcntl.LOCK_UN)
+    fh.close()
 
 
 _held_lock_fds: set[int] = set()

@@ -30,7 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. `argv` None means this call is the whole process (the `atlas` script,
+    `python -m atlas`): `run` and `demo` may then render in a fresh image of the process
+    (atlas.pipeline.hand_off_render); with `argv` given (tests, other programs) they return."""
     args = build_parser().parse_args(argv)
+    args.whole_process = argv is None
+    name = getattr(args, "shown_as", None) or args.command
     from atlas.artifacts.store import RunLockedError
     from atlas.config import ConfigError
     from atlas.data.sources import DataError
@@ -38,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command].run(args)
     except (UsageError, ConfigError, DataError, RunLockedError, FileNotFoundError, KeyError, ValueError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"atlas {args.command}: error: {msg}", file=sys.stderr)
+        print(f"atlas {name}: error: {msg}", file=sys.stderr)
         return 2
     except OSError as exc:  # disk full, permission denied: not a usage error, but no traceback
-        print(f"atlas {args.command}: error: {exc}", file=sys.stderr)
+        print(f"atlas {name}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; finished stages are kept, run the same command to resume", file=sys.stderr)

@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, device=args.device)
     if args.quick:
         cfg = quick(cfg)
-    index = run_pipeline(cfg, **distributed())  # under torchrun: every rank, one job
+    # under torchrun: every rank, one job; as the whole process, the site is rendered in a fresh image
+    index = run_pipeline(cfg, **distributed(), hand_off="demo" if getattr(args, "whole_process", False) else None)
     if distributed()["rank"] == 0:
         print(index.resolve())
     return 0

@@ -11,6 +11,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="re-render the site from a run's stored artifacts",
                        description="Render RUN_DIR/site from the artifacts in RUN_DIR/stages only.")
     p.add_argument("run_dir")
+    # internal: `atlas run` and `atlas demo` hand their lock and their name to the render they exec
+    p.add_argument("--held-lock", type=int, dest="held_lock", help=argparse.SUPPRESS)
+    p.add_argument("--shown-as", dest="shown_as", choices=["run", "demo"], help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,7 +22,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"run folder not found: {run_dir}")
-    with RunStore(run_dir).lock():  # not while a run is writing the same folder
+    store = RunStore(run_dir)
+    held = store.adopt_lock(args.held_lock) if args.held_lock is not None else store.lock()
+    with held:  # not while a run is writing the same folder
         index = build_site(run_dir)
     print(index.resolve())
     return 0

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from atlas.pipeline import run as run_pipeline
     cfg = config_from_args(args)
-    index = run_pipeline(cfg, **distributed())
+    index = run_pipeline(cfg, **distributed(), hand_off="run" if getattr(args, "whole_process", False) else None)
     if distributed()["rank"] == 0:
         print(index.resolve())
     return 0
