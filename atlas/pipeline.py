@@ -130,6 +130,8 @@ def hand_off_render(run_dir: Path, lock_fd: int | None, command: str = "run") ->
         argv += ["--held-lock", str(lock_fd)]
     code = (f"import sys\nif {root!r} not in sys.path: sys.path.insert(0, {root!r})\n"
             f"from atlas.__main__ import entry\nentry({argv!r})")
+    import atexit
+    atexit._run_exitfuncs()  # what an exit would do first: end multiprocessing's children, remove temporary folders
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-c", code])

@@ -33,7 +33,9 @@ def atlas(out: Path, **extra: str) -> subprocess.CompletedProcess:
 
 
 def test_the_site_is_rendered_by_a_fresh_image_without_torch(tmp_path):
-    handed, inline = atlas(tmp_path / "a"), atlas(tmp_path / "b", ATLAS_RENDER_INLINE="1")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    handed, inline = atlas(tmp_path / "a", TMPDIR=str(temp)), atlas(tmp_path / "b", ATLAS_RENDER_INLINE="1")
     for proc in (handed, inline):
         assert proc.returncode == 0, proc.stderr[-3000:]
         lines = proc.stdout.strip().splitlines()
@@ -46,6 +48,7 @@ def test_the_site_is_rendered_by_a_fresh_image_without_torch(tmp_path):
     peak_handed = int(SITE_LINE.search(out).group(1))
     peak_inline = int(SITE_LINE.search(inline.stdout).group(1))
     assert peak_handed < 400 < 600 < peak_inline, (peak_handed, peak_inline)
+    assert not list(temp.glob("atlas-*"))  # the exit functions ran before the exec (figures' font folder)
     for run in ("a", "b"):
         assert (tmp_path / run / ".lock").read_text() == ""  # released at the end
         with RunStore(tmp_path / run).lock():
