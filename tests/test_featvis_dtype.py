@@ -1,5 +1,7 @@
 """Faster optimization steps that compute the same thing: batch norm folded into the
 convolution before it, and `featvis_dtype` (bfloat16 autocast of the network's steps)."""
+import copy
+
 import pytest
 import torch
 import torch.fx as fx
@@ -8,7 +10,7 @@ import torch.nn as nn
 from atlas.config import ConfigError, from_dict
 from atlas.models import get_spec
 from atlas.models.checkpoint import prepare_for_probing
-from atlas.models.fold import fold_batchnorm
+from atlas.models.fold import fold_batchnorm, pool_before_relu
 from atlas.models.layers import extractor
 from atlas.models.worldnet import WorldNet
 from atlas.priors.fourier import FourierSettings, fourier_visualize
@@ -113,3 +115,22 @@ def test_stored_low_precision_weights_compute_what_autocast_computes():
     for k in nodes:
         assert got[k].dtype == torch.float32 and torch.equal(got[k], want[k].float())
     assert fast(x, nodes)["classifier.fc8"].dtype == torch.float32   # measuring: float32 weights
+
+
+def test_pool_before_relu_is_exact_in_values_and_gradients():
+    net = _net()
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    for dtype in (torch.float32, torch.bfloat16):
+        copy_ = copy.deepcopy(net).to(dtype)
+        plain = extractor(copy_, ["classifier.fc8", "features.relu5"])
+        swapped = extractor(copy_, ["classifier.fc8", "features.relu5"])
+        # relu1 -> pool1 and relu2 -> pool2 swap; relu5 is read: it stays before pool5
+        assert pool_before_relu(swapped.inner) == 2
+        xa, xb = x.to(dtype).requires_grad_(True), x.to(dtype).requires_grad_(True)
+        a, b = swapped(xa), plain(xb)
+        for k in a:
+            assert torch.equal(a[k], b[k])
+        ga, = torch.autograd.grad(a["classifier.fc8"][:, 2].sum(), xa)
+        gb, = torch.autograd.grad(b["classifier.fc8"][:, 2].sum(), xb)
+        assert torch.equal(ga, gb)
+    assert pool_before_relu(fx.symbolic_trace(nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True)))) == 0

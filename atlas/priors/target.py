@@ -2,9 +2,10 @@
 
 Preprocessing belongs to the model (its spec's mean and std); the feature extractor is
 pruned past the nodes an objective reads, so optimizing a conv1 unit runs conv1 only, and
-its eval-mode batch norms are folded into the convolutions before them (the same function
-with fewer ops). `compute_dtype` is the autocast dtype of the optimization steps
-(`featvis_dtype`); activations that are stored or compared are measured in `dtype`.
+its eval-mode batch norms are folded into the convolutions before them and max pools moved
+ahead of the ReLUs that feed them (the same function with fewer ops, atlas/models/fold.py).
+`compute_dtype` is the autocast dtype of the optimization steps (`featvis_dtype`);
+activations that are stored or compared are measured in `dtype`.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from atlas.config import FEATVIS_DTYPES
-from atlas.models.fold import fold_batchnorm
+from atlas.models.fold import fold_batchnorm, pool_before_relu
 from atlas.models.layers import Extractor, extractor
 from atlas.models.spec import ModelSpec
 
@@ -68,8 +69,10 @@ class NetTarget:
         key = tuple(sorted(nodes))
         if key not in self._extractors:
             net = extractor(self.model, list(key)).to(self.device, self.dtype).eval()
-            if self.fold and isinstance(net, Extractor) and fold_batchnorm(net.inner) and self.channels_last:
-                net.to(memory_format=torch.channels_last)   # the folded convolutions' new weights
+            if self.fold and isinstance(net, Extractor):   # the same function, fewer ops
+                pool_before_relu(net.inner)
+                if fold_batchnorm(net.inner) and self.channels_last:
+                    net.to(memory_format=torch.channels_last)   # the folded convolutions' new weights
             self._extractors[key] = net
         return self._extractors[key]
 
