@@ -10,7 +10,7 @@ import torch.nn as nn
 from atlas.config import ConfigError, from_dict
 from atlas.models import get_spec
 from atlas.models.checkpoint import prepare_for_probing
-from atlas.models.fold import fold_batchnorm, pool_before_relu
+from atlas.models.fold import SpaceToDepthConv, fold_batchnorm, pool_before_relu, space_to_depth
 from atlas.models.layers import extractor
 from atlas.models.worldnet import WorldNet
 from atlas.priors.fourier import FourierSettings, fourier_visualize
@@ -134,3 +134,23 @@ def test_pool_before_relu_is_exact_in_values_and_gradients():
         gb, = torch.autograd.grad(b["classifier.fc8"][:, 2].sum(), xb)
         assert torch.equal(ga, gb)
     assert pool_before_relu(fx.symbolic_trace(nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True)))) == 0
+
+
+@pytest.mark.parametrize("cin,cout,k,s,p,h", [(3, 16, 11, 4, 2, 67), (3, 8, 5, 2, 1, 33), (2, 4, 3, 3, 0, 17),
+                                              (3, 5, 4, 2, 3, 20)])
+def test_space_to_depth_convolution_is_the_strided_convolution(cin, cout, k, s, p, h):
+    torch.manual_seed(6)
+    conv = nn.Conv2d(cin, cout, k, s, p).double().eval().requires_grad_(False)
+    x = torch.randn(2, cin, h, h, dtype=torch.float64, requires_grad=True)
+    y = conv(x)
+    gm = fx.symbolic_trace(nn.Sequential(conv, nn.ReLU()))
+    assert space_to_depth(gm) == 1 and isinstance(gm.get_submodule("0"), SpaceToDepthConv)
+    z = gm(x)
+    assert z.shape == y.shape
+    torch.testing.assert_close(z, torch.relu(y), rtol=0, atol=1e-12)
+    g1, = torch.autograd.grad(z.sum(), x)
+    g2, = torch.autograd.grad(torch.relu(conv(x)).sum(), x)
+    torch.testing.assert_close(g1, g2, rtol=0, atol=1e-12)
+    # a stride-1 or many-channel convolution stays as it is
+    assert space_to_depth(fx.symbolic_trace(nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1)))) == 0
+    assert space_to_depth(fx.symbolic_trace(nn.Sequential(nn.Conv2d(16, 4, 3, 2, 1)))) == 0

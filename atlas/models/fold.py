@@ -100,3 +100,47 @@ def _is_pool(node: fx.Node, modules: dict) -> bool:
         return isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)) and not m.return_indices
     return (node.op == "call_function" and node.target in _POOL_FUNCTIONS
             and not node.kwargs.get("return_indices", False) and not any(a is True for a in node.args[6:7]))
+
+
+class SpaceToDepthConv(nn.Module):
+    """A strided convolution over few input channels (AlexNet's conv1: 3 -> 64, 11x11,
+    stride 4) as pixel_unshuffle + a stride-1 convolution over s*s times the channels:
+    the same sums (up to their order), but oneDNN's gradient with respect to a 3-channel
+    strided input ran at a quarter of its rate on other convolutions (32 ms against 8 ms
+    for 8 images at 224 px in bfloat16, one thread)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        s, k, p = conv.stride[0], conv.kernel_size[0], conv.padding[0]
+        kk = -(-k // s) * s                                   # kernel padded to a multiple of s
+        w = F.pad(conv.weight.detach(), (0, kk - k, 0, kk - k))
+        self.weight = nn.Parameter(F.pixel_unshuffle(w, s), requires_grad=False)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.s, self.k, self.kk, self.p = s, k, kk, p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, p = self.s, self.p
+        h, w = x.shape[-2:]
+        ho, wo = (h + 2 * p - self.k) // s + 1, (w + 2 * p - self.k) // s + 1
+        lh, lw = (ho - 1) * s + self.kk, (wo - 1) * s + self.kk   # padded input the outputs read
+        x = F.pad(x, (p, lw - w - p, p, lh - h - p))               # negative: trailing pixels no output reads
+        x = F.pixel_unshuffle(x, s)
+        return F.conv2d(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
+
+
+def space_to_depth(gm: fx.GraphModule, max_in_channels: int = 4) -> int:
+    """Replace every square, strided, zero-padded, ungrouped Conv2d of `gm` over at most
+    `max_in_channels` channels by a SpaceToDepthConv; returns the number replaced."""
+    replaced = 0
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        conv = gm.get_submodule(node.target)
+        if (type(conv) is nn.Conv2d and conv.in_channels <= max_in_channels and conv.groups == 1
+                and conv.stride[0] > 1 and conv.stride[0] == conv.stride[1]
+                and conv.kernel_size[0] == conv.kernel_size[1] and conv.dilation == (1, 1)
+                and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)
+                and conv.padding[0] == conv.padding[1]):
+            _replace(gm, node.target, SpaceToDepthConv(conv))
+            replaced += 1
+    return replaced

@@ -2,8 +2,9 @@
 
 Preprocessing belongs to the model (its spec's mean and std); the feature extractor is
 pruned past the nodes an objective reads, so optimizing a conv1 unit runs conv1 only, and
-its eval-mode batch norms are folded into the convolutions before them and max pools moved
-ahead of the ReLUs that feed them (the same function with fewer ops, atlas/models/fold.py).
+its eval-mode batch norms are folded into the convolutions before them, max pools moved
+ahead of the ReLUs that feed them, and a strided first convolution computed as space-to-depth
++ a stride-1 convolution (the same function, fewer or faster ops: atlas/models/fold.py).
 `compute_dtype` is the autocast dtype of the optimization steps (`featvis_dtype`);
 activations that are stored or compared are measured in `dtype`.
 """
@@ -15,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from atlas.config import FEATVIS_DTYPES
-from atlas.models.fold import fold_batchnorm, pool_before_relu
+from atlas.models.fold import fold_batchnorm, pool_before_relu, space_to_depth
 from atlas.models.layers import Extractor, extractor
 from atlas.models.spec import ModelSpec
 
@@ -71,8 +72,9 @@ class NetTarget:
             net = extractor(self.model, list(key)).to(self.device, self.dtype).eval()
             if self.fold and isinstance(net, Extractor):   # the same function, fewer ops
                 pool_before_relu(net.inner)
-                if fold_batchnorm(net.inner) and self.channels_last:
-                    net.to(memory_format=torch.channels_last)   # the folded convolutions' new weights
+                changed = fold_batchnorm(net.inner) + space_to_depth(net.inner)
+                if changed and self.channels_last:
+                    net.to(memory_format=torch.channels_last)   # the new convolutions' weights
             self._extractors[key] = net
         return self._extractors[key]
 
