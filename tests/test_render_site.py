@@ -17,7 +17,8 @@ from atlas.render.build import render_site
 from atlas.render.gather import ArtifactError, gather
 from synthetic import HOSTILE, SyntheticSpec, write_synthetic_run
 from atlas.render.names import safe_name
-from atlas.render.writer import CACHE_NAME, SiteWriter
+from atlas.render import writer as writer_mod
+from atlas.render.writer import CACHE_NAME, SPARE_PREFIX, SiteWriter
 from atlas.artifacts import featvis
 from atlas.artifacts.store import RunStore, read_json, write_json
 from site_htmlcheck import check_page, check_site
@@ -367,6 +368,53 @@ def test_site_writer_refuses_escapes_and_repeats(tmp_path):
     assert not (outside / "x.html").exists()
     mtime = (tmp_path / "site/a/b.html").stat().st_mtime_ns
     assert w.put("a/b.html", "x") is False and (tmp_path / "site/a/b.html").stat().st_mtime_ns == mtime
+
+
+def test_replacing_pages_reuses_inodes_and_never_changes_other_links(tmp_path):
+    """A changed page is replaced whole (exchanged with a spare holding the new bytes); the
+    old page's inode is written over for the next page, unless another name links to it (a
+    stage file linked into the site, a user's `cp -al` copy): those bytes never change."""
+    site = tmp_path / "site"
+    w = SiteWriter(site)
+    stage_file = tmp_path / "stage.png"
+    stage_file.write_bytes(b"stage bytes")
+    w.link("pic.png", stage_file)
+    for name in ("a", "b", "c", "d"):
+        w.put(f"u/{name}.html", f"old {name} " * 50)
+    backup = tmp_path / "backup-a.html"
+    os.link(site / "u/a.html", backup)                      # a hard-linked copy of page a
+    (site / "u/d.html").chmod(0o600)                       # a page a user made private
+    old_inodes = {n: (site / f"u/{n}.html").stat().st_ino for n in "abcd"}
+
+    assert w.put("pic.png", b"a page where the stage file was") is True
+    assert w.put("u/a.html", "new a") is True
+    assert w.put("u/b.html", "new b") is True
+    assert w.put("u/d.html", "new d " * 80) is True
+    assert w.put("u/c.html", "new c") is True
+    assert w.put("u/c.html", "new c") is False              # same bytes: left alone
+    w.finish()
+
+    assert stage_file.read_bytes() == b"stage bytes"
+    assert backup.read_text() == "old a " * 50
+    assert (site / "pic.png").read_bytes() == b"a page where the stage file was"
+    want = {"a": "new a", "b": "new b", "c": "new c", "d": "new d " * 80}
+    mode = 0o666 & ~_umask()
+    for n, text in want.items():
+        p = site / f"u/{n}.html"
+        assert p.read_text() == text and p.stat().st_nlink == 1, n
+        assert p.stat().st_mode & 0o777 == mode, (n, oct(p.stat().st_mode))
+    assert not [f for f in os.listdir(site) if f.startswith(SPARE_PREFIX)]
+    if writer_mod._RENAMEAT2 is None:
+        pytest.skip("this system cannot exchange files; pages were replaced by rename")
+    # b's old inode became d's: written over, not freed (a's, linked elsewhere, and d's, with
+    # other permissions, were let go: the checks above show their bytes and modes)
+    assert (site / "u/d.html").stat().st_ino == old_inodes["b"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_renderer_never_imports_torch(tmp_path):

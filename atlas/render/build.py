@@ -276,7 +276,10 @@ def render_site(run_dir: Path, out: Path | None = None, workers: int | None = No
             view.neighbors
     t2 = time.perf_counter()
     report.seconds["plan"] = t2 - t1
-    entries, report.counts = run_jobs(planner.jobs, writer, cache.usable, workers or default_workers(), force)
+    try:
+        entries, report.counts = run_jobs(planner.jobs, writer, cache.usable, workers or default_workers(), force)
+    finally:
+        writer.finish()
     t3 = time.perf_counter()
     report.seconds["render"] = t3 - t2
     report.removed = remove_stale(writer, cache.previous, set(entries))
