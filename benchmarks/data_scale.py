@@ -43,6 +43,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -151,8 +152,10 @@ class TreeMemory(threading.Thread):
 
 
 def one_run(out: Path, data: str, n: int, map_images: int, workers: int, topk: int = 9) -> dict:
-    """One `atlas run` in a child process: its seconds, peak RSS (and after each stage),
-    run folder and site bytes, paged images."""
+    """One `atlas run` in a child process, from an empty run folder (a finished run left in
+    `out` by an earlier call would be resumed, its stages skipped): its seconds, peak RSS
+    (and after each stage), run folder and site bytes, paged images."""
+    shutil.rmtree(out, ignore_errors=True)
     args = [sys.executable, "-m", "atlas", "run", "--model", MODEL, "--data", data, "--layers", *LAYERS,
             "--out", str(out), "--set", f"map_images={map_images}", "priors=[]", "units_limit=1", f"topk={topk}",
             f"workers={workers}", "batch_size=64", "fc_heatmaps=none"]
@@ -195,7 +198,8 @@ def main() -> int:
     ap.add_argument("--map-images", type=int, default=1000, help="map sample size (below N)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--topk", type=int, default=9, help="k: with units x k well below N the paged set stops growing")
-    ap.add_argument("--out", help="keep the runs (and the generated shards) here (default: a temporary folder)")
+    ap.add_argument("--out", help="keep the generated shards (reused) and the last runs (redone) here "
+                                  "(default: a temporary folder)")
     args = ap.parse_args()
     base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="atlas-data-scale-"))
     base.mkdir(parents=True, exist_ok=True)

@@ -323,6 +323,7 @@ STAGE_PATHS = {"stage_dir", "stages_dir"}  # partial_dir holds chunks, read and 
 # modules that do file I/O on files that are not stage artifacts, and what those files are
 NOT_STAGE_FILES = {
     "atlas/config.py": "TOML config files",
+    "atlas/memory.py": "the process's own memory figures (/proc/self/status)",
     "atlas/data/sources.py": "the data set's image files",
     "atlas/data/bigsources.py": "ImageNet / WebDataset files and their meta files",
     "atlas/priors/genfile.py": "generator weight files",

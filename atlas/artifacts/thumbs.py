@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from atlas.artifacts.checks import ArtifactError, file_sha, load_array, save_array
-from atlas.artifacts.store import RunStore, read_json, write_json
+from atlas.artifacts.store import MANIFEST, RunStore, read_json, write_json
 from atlas.evidence.codec import decode, encode, sheet
 
 STAGE = "thumbs"
@@ -50,10 +50,20 @@ class Thumbs:
     dir: Path
     ids: np.ndarray                # (P,) ascending
     meta: dict
-    sha: dict = field(default_factory=dict)
+    manifest: Path | None = None   # where `sha` is read from, when first asked
 
     def __post_init__(self):
         self._pixels = lru_cache(maxsize=256)(self._decode)
+        self._sha: dict | None = None if self.manifest is not None else {}
+
+    @property
+    def sha(self) -> dict[str, str]:
+        """{file relative to the stage folder: sha256}, read from the manifest when first asked
+        (the renderer's link keys): one entry per paged image, which the figures and the
+        stages that only check the stage do not need to hold."""
+        if self._sha is None:
+            self._sha = file_sha(read_json(self.manifest))
+        return self._sha
 
     @property
     def size(self) -> int:
@@ -101,7 +111,8 @@ def read(store: RunStore) -> Thumbs | None:
     ids = load_array(d / IDS, 1, "int", mmap=False).astype(np.int64)
     if ids.size and (np.diff(ids) <= 0).any():
         raise ArtifactError(f"{d / IDS}: image ids not ascending")
-    return Thumbs(dir=d, ids=ids, meta=meta, sha=file_sha(man))
+    del man
+    return Thumbs(dir=d, ids=ids, meta=meta, manifest=d / MANIFEST)
 
 
 def write_thumb(folder: Path, image_id: int, pixels: np.ndarray, quality: int) -> int:

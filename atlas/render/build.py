@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from atlas import __version__
+from atlas.memory import image_peak_mib
 from atlas.render import assets, budget, datafiles, names, views
 from atlas.render.gather import SiteData, gather
 from atlas.render.jobs import Job, Maker, default_workers, digest, run_jobs
@@ -293,25 +294,11 @@ def render_site(run_dir: Path, out: Path | None = None, workers: int | None = No
 def build_site(run_dir: Path, out: Path | None = None, workers: int | None = None, force: bool = False) -> Path:
     """Render `run_dir`'s artifacts into `run_dir/site` (or `out`); returns index.html."""
     report = render_site(run_dir, out, workers, force)
-    peak = peak_memory_mib()
+    peak = image_peak_mib()
     print(report.line() + ("" if peak is None else f"; this process's peak memory {peak:.0f} MiB"), flush=True)
     units = sum(int(layer.get("units", 0)) for layer in _layers(Path(run_dir)))
     print(budget.line(budget.site_sizes(report.out), units), flush=True)
     return report.out / "index.html"
-
-
-def peak_memory_mib() -> float | None:
-    """The peak resident memory of this process image (Linux VmHWM: it starts again at an
-    exec, unlike ru_maxrss), so the site line shows what the render itself needed; its
-    workers are separate processes. None where /proc does not say."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def _layers(run_dir: Path) -> list[dict]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from atlas.distributed import barrier
+from atlas.memory import give_back_memory, peak_rss_mib, rss_now_mib
 from atlas.artifacts.store import stage_key
 
 
@@ -30,15 +31,6 @@ class Stage:
                 raise RuntimeError(f"stage {self.name!r} needs {dep!r}, which has not finished")
             inputs[dep] = k
         return stage_key(self.name, self.version, self.params, inputs)
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far (ru_maxrss), in MiB: printed after each
-    stage, so the stage whose memory grows is seen (benchmarks/data_scale.py reads it)."""
-    import resource
-    import sys
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / (2 ** 20 if sys.platform == "darwin" else 1024)
 
 
 def run_stage(ctx, stage: Stage) -> str:
@@ -66,11 +58,14 @@ def run_stage(ctx, stage: Stage) -> str:
                 summary["work"] = ctx.work
             stage.summary = {**summary, "seconds": round(time.time() - t0, 2)}
             ctx.store.write_summary(out, stage.summary)
-        print(f"[{stage.name}] done in {time.time() - t0:.1f} s (peak RSS so far {peak_rss_mib():.0f} MiB)",
-              flush=True)
+        give_back_memory()
+        now = rss_now_mib()
+        print(f"[{stage.name}] done in {time.time() - t0:.1f} s (peak RSS so far {peak_rss_mib():.0f} MiB)"
+              + ("" if now is None else f", {now:.0f} MiB now"), flush=True)
     elif stage.sharded:
         with tempfile.TemporaryDirectory() as scratch:
             stage.fn(ctx, Path(scratch), key)
+        give_back_memory()
     ctx.work = {}
     barrier(ctx.world_size)
     return "ran"

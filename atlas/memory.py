@@ -1,0 +1,56 @@
+"""This process's own memory: figures printed after each stage and after the site, and
+handing freed heap pages back to the operating system between stages."""
+from __future__ import annotations
+
+import resource
+import sys
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (ru_maxrss: kept across an exec), in MiB:
+    printed after each stage, so the stage whose memory grows is seen
+    (benchmarks/data_scale.py reads it)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / (2 ** 20 if sys.platform == "darwin" else 1024)
+
+
+def _status_mib(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def rss_now_mib() -> float | None:
+    """Resident memory now (Linux /proc), in MiB; None elsewhere."""
+    return _status_mib("VmRSS")
+
+
+def image_peak_mib() -> float | None:
+    """The peak resident memory of this process image (Linux VmHWM: it starts again at an
+    exec, unlike ru_maxrss), so the site line shows what the render itself needed; None
+    where /proc does not say."""
+    return _status_mib("VmHWM")
+
+
+def give_back_memory() -> None:
+    """Return the heap's free pages to the operating system (glibc's malloc_trim). What a
+    stage freed (a large manifest parsed, a chunk's arrays) otherwise stays resident in the
+    allocator's free lists, and the next stage's peak stacks on it. A few milliseconds; does
+    nothing where the C library has no malloc_trim."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
