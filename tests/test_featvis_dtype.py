@@ -154,3 +154,16 @@ def test_space_to_depth_convolution_is_the_strided_convolution(cin, cout, k, s, 
     # a stride-1 or many-channel convolution stays as it is
     assert space_to_depth(fx.symbolic_trace(nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1)))) == 0
     assert space_to_depth(fx.symbolic_trace(nn.Sequential(nn.Conv2d(16, 4, 3, 2, 1)))) == 0
+
+
+def test_fold_leaves_a_shared_convolution_alone():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn_a, self.bn_b = nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3), nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.bn_a(self.conv(x)) + self.bn_b(self.conv(x))
+
+    gm = fx.symbolic_trace(prepare_for_probing(Shared()))
+    assert fold_batchnorm(gm) == 0

@@ -15,6 +15,8 @@ the pooled map, a quarter of the size after a 2x2 pool.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 import torch.fx as fx
 import torch.nn as nn
@@ -30,13 +32,14 @@ def fold_batchnorm(gm: fx.GraphModule) -> int:
     A conv whose output is also read elsewhere (an extracted node) is left alone.
     Returns the number of pairs folded."""
     modules = dict(gm.named_modules())
+    calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
     folded = 0
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or not node.args or not isinstance(node.args[0], fx.Node):
             continue
         prev = node.args[0]
-        if prev.op != "call_module" or len(prev.users) != 1:
-            continue
+        if prev.op != "call_module" or len(prev.users) != 1 or calls[prev.target] != 1 or calls[node.target] != 1:
+            continue   # a module called twice (shared weights) keeps its own
         conv, bn = modules.get(prev.target), modules.get(node.target)
         if not any(isinstance(conv, c) and type(bn) is b for c, b in _PAIRS):
             continue
