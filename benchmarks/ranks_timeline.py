@@ -1,9 +1,10 @@
 """Where each rank of `atlas demo --quick` spends its time, with 1 and with 2 processes.
 
-    python benchmarks/ranks_timeline.py [--nproc 1 2] [--keep DIR]
+    python benchmarks/ranks_timeline.py [--nproc 1 2] [--keep DIR] [--no-pin]
 
 Runs the quick demo under torchrun (gloo, CPU, OMP_NUM_THREADS=1, as benchmarks/ranks_speed.py
-does) with each process count in turn, each process started through this file (`--worker`),
+does) with each process count in turn, confined as ranks_speed's runs are (as many cores as
+processes; `--no-pin`: every core), each process started through this file (`--worker`),
 which times, per rank: the torch import, the rest of the start (atlas imports, model,
 preflight), every stage and the render (wall seconds, CPU seconds of the process and of its
 finished children), and every collective call (barrier, broadcast, gather) as the time that
@@ -103,7 +104,7 @@ def worker(argv: list[str]) -> int:
     return code
 
 
-def run(nproc: int, work: Path) -> tuple[list[dict], float, float]:
+def run(nproc: int, work: Path, pin: bool = True) -> tuple[list[dict], float, float]:
     """One quick demo with `nproc` processes: each rank's record, the wall seconds of the
     whole torchrun and its CPU seconds (torchrun and every process under it)."""
     out = work / f"n{nproc}"
@@ -116,7 +117,9 @@ def run(nproc: int, work: Path) -> tuple[list[dict], float, float]:
            str(Path(__file__).resolve()), "--worker", "demo", "--quick", "--device", "cpu", "--out", str(out / "run")]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    cores = sorted(os.sched_getaffinity(0))[:nproc]
+    pin_to = (lambda: os.sched_setaffinity(0, cores)) if pin else None
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, preexec_fn=pin_to)
     seconds = time.time() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -158,14 +161,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nproc", type=int, nargs="+", default=[1, 2], help="process counts, run in this order")
     ap.add_argument("--keep", type=Path, help="keep the runs and the per-rank records here")
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="let each run use every core (default: as many cores as processes, as ranks_speed)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ranks-timeline-"))
     result: dict = {"config": "atlas demo --quick", "backend": "gloo", "device": "cpu", "cpus": os.cpu_count(),
-                    "runs": {}}
+                    "pinned": args.pin, "runs": {}}
     try:
         for n in args.nproc:
             load = os.getloadavg()[0]
-            ranks, seconds, cpu = run(n, work)
+            ranks, seconds, cpu = run(n, work, args.pin)
             print(f"\n{n} process(es): {seconds:.1f} s, {cpu:.1f} CPU s (torchrun and all processes), "
                   f"load average {load:.2f} before")
             print(table(ranks), flush=True)
