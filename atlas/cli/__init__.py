@@ -56,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 def end_process(code: int) -> NoReturn:
     """Exit with `code` without the interpreter's teardown of its modules.
 
-    After the last line, a run that loaded torch, matplotlib, openTSNE and UMAP spent 0.5-1 s
-    (more under torchrun, on every rank) clearing module dictionaries and freeing objects that
-    the operating system frees anyway; both the 1- and the 2-process run pay it (issue 16).
+    After the last line, a process that loaded torch, matplotlib, openTSNE and UMAP spent
+    0.35-0.85 s (a torchrun worker that only imported torch: 1.0-1.3 s) clearing module
+    dictionaries and freeing objects that the operating system frees anyway; 0.1-0.3 s this
+    way. Every rank of the 1- and the 2-process run pays it (issue 16).
     What the normal exit does that matters is kept: the atexit functions run (multiprocessing
     ends its children, logging flushes, temporary folders go), then the standard streams are
     flushed and the process ends. Every file the run writes is closed before its stage is in
