@@ -25,6 +25,19 @@ def test_exit_code_buffered_output_and_atexit_functions_are_kept():
     assert out.stderr == "to stderr"
 
 
+def test_a_temporary_folder_held_to_the_end_is_removed():
+    """As at a normal exit (weakref finalizers run among the atexit functions): the figures'
+    lean fonts live in such a folder for the whole process."""
+    out = _run("import tempfile\n"
+               "from atlas.cli import end_process\n"
+               "keep = tempfile.TemporaryDirectory(prefix='atlas-end-process-')\n"
+               "open(keep.name + '/f', 'w').write('x')\n"
+               "print(keep.name, flush=True)\n"
+               "end_process(0)\n")
+    assert out.returncode == 0 and out.stdout.strip()
+    assert not Path(out.stdout.strip()).exists()
+
+
 def test_a_running_thread_takes_the_normal_exit_which_joins_it():
     out = _run("import threading, time\n"
                "from atlas.cli import end_process\n"
