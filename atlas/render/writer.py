@@ -54,6 +54,8 @@ def exchange(a: str, b: str) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
         _RENAMEAT2 = None  # not supported here: rename from now on
         return False
+    if err == errno.EXDEV:  # another file system mounted inside the site folder
+        return False
     raise OSError(err, os.strerror(err), b)
 
 
@@ -148,7 +150,15 @@ class SiteWriter:
         finally:
             os.close(fd)
         if not exchange(spare, p):
-            os.replace(spare, p)
+            try:
+                os.replace(spare, p)
+            except OSError as e:
+                if e.errno != errno.EXDEV:
+                    raise
+                tmp = f"{os.path.dirname(p)}/.{os.path.basename(p)}.{os.getpid()}.tmp"
+                with open(tmp, "wb") as f:  # a temporary name on the page's own file system
+                    f.write(blob)
+                os.replace(tmp, p)
         self.changed += 1
         return True
 
