@@ -1,8 +1,9 @@
 """The priors' benchmarks: fidelity's naturalness measure (KID) against hand-made feature
-sets, and vs_lucent's clear exit when Lucent is missing."""
+sets, vs_lucent's clear exit when Lucent is missing, featvis_dtype's two precisions."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,14 @@ def test_vs_lucent_exits_clearly_without_lucent():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     assert "Lucent is not installed" in r.stderr and "pip install --no-deps torch-lucent==0.1.8" in r.stderr
+
+
+def test_featvis_dtype_compares_both_precisions():
+    """Both precisions run and climb to about the same activation (the figure in
+    notes/priors.md is 0.99-1.0 on 64 elements; two elements get a wider margin)."""
+    r = subprocess.run([sys.executable, "benchmarks/featvis_dtype.py", "--units", "2", "--seeds", "1",
+                        "--priors", "fourier"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads(r.stdout.strip().splitlines()[-1])["fourier"]
+    assert row["iterations"] == 256 and row["float32_act"] > 1.0 and row["bfloat16_act"] > 1.0
+    assert 0.8 < row["act_ratio"] < 1.25
