@@ -384,12 +384,17 @@ def test_replacing_pages_reuses_inodes_and_never_changes_other_links(tmp_path):
     backup = tmp_path / "backup-a.html"
     os.link(site / "u/a.html", backup)                      # a hard-linked copy of page a
     (site / "u/d.html").chmod(0o600)                       # a page a user made private
+    w.put("u/e.html", "old e")
+    (site / "u/e.html").unlink()
+    (site / "u/e.html").symlink_to(tmp_path / "elsewhere.html")  # a page a user made a link
+    (tmp_path / "elsewhere.html").write_text("not the site's")
     old_inodes = {n: (site / f"u/{n}.html").stat().st_ino for n in "abcd"}
 
     assert w.put("pic.png", b"a page where the stage file was") is True
     assert w.put("u/a.html", "new a") is True
     assert w.put("u/b.html", "new b") is True
     assert w.put("u/d.html", "new d " * 80) is True
+    assert w.put("u/e.html", "new e") is True
     assert w.put("u/c.html", "new c") is True
     assert w.put("u/c.html", "new c") is False              # same bytes: left alone
     w.finish()
@@ -397,6 +402,8 @@ def test_replacing_pages_reuses_inodes_and_never_changes_other_links(tmp_path):
     assert stage_file.read_bytes() == b"stage bytes"
     assert backup.read_text() == "old a " * 50
     assert (site / "pic.png").read_bytes() == b"a page where the stage file was"
+    assert (tmp_path / "elsewhere.html").read_text() == "not the site's"
+    assert not (site / "u/e.html").is_symlink() and (site / "u/e.html").read_text() == "new e"
     want = {"a": "new a", "b": "new b", "c": "new c", "d": "new d " * 80}
     mode = 0o666 & ~_umask()
     for n, text in want.items():

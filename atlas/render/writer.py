@@ -170,6 +170,11 @@ class SiteWriter:
             fd = os.open(spare, os.O_WRONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            os.unlink(spare)  # a symbolic link that stood where a page was: let go
+            return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         st = os.fstat(fd)
         if st.st_nlink == 1 and (st.st_mode & 0o7777) == self._mode:
             return fd
