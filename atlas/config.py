@@ -65,7 +65,7 @@ class Config:
     # quick demo's featvis 7x faster than 2 on a busy 2-core machine
     featvis_threads: int = 1
     # precision of the image priors' optimization steps (pixel, Fourier, MACO): "auto" is
-    # bfloat16 autocast on a CPU with native bfloat16 (2.2x faster steps on cifarnet, same
+    # bfloat16 autocast on a CPU with native bfloat16 (1.5-1.9x faster steps on cifarnet, same
     # activations: notes/priors.md), float32 elsewhere; stored activations are float32
     featvis_dtype: str = "auto"
     featvis_diversity: float = 0.0     # weight of Lucid's diversity term across a unit's seeds (pixel, fourier)

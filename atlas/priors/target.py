@@ -35,7 +35,7 @@ def bf16_native() -> bool:
 
 def compute_dtype(name: str, device: torch.device | str) -> torch.dtype | None:
     """The autocast dtype of the image priors' steps for `featvis_dtype` = `name`; None: float32.
-    "auto" is bfloat16 on a CPU with native bfloat16 (measured 2.2x faster per step on the
+    "auto" is bfloat16 on a CPU with native bfloat16 (measured 1.5-1.9x faster per step on the
     CIFAR-10 network, notes/priors.md) and float32 elsewhere (on a GPU it was not measured)."""
     if name not in FEATVIS_DTYPES:
         raise ValueError(f"featvis_dtype must be one of {', '.join(FEATVIS_DTYPES)}; got {name!r}")
