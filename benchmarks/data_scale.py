@@ -25,8 +25,10 @@ difference:
                           bound: the model, torch and the libraries do not), plus 1.28M x
                           rss_bytes_per_image
 
-Also printed: the paged images (top-k, map sample, neighbours: what gets a page and a
-thumbnail) of each run, and each stage's peak. While units x k exceeds N, the paged images
+Also printed: the render's own peak (`render_peak_mib`: `atlas run` renders in a fresh
+image of its process, pipeline.hand_off_render, whose peak the site line prints) and its
+growth per extra paged image (`render_bytes_per_paged_image`); the paged images (top-k, map
+sample, neighbours: what gets a page and a thumbnail) of each run, and each stage's peak. While units x k exceeds N, the paged images
 still grow with N, so site and disk per image include pages that stop growing once N is
 well past units x k (notes/data.md).
 
@@ -57,6 +59,7 @@ IMAGENET_TRAIN = 1_281_167
 ALEXNET_UNITS = 10344              # conv1..fc8
 MODEL = "benchmarks/widenet.py:make"
 LAYERS = ["conv5", "fc6", "fc7", "fc8"]
+SITE_PEAK = re.compile(r"^site: .*this process's peak memory ([0-9.]+) MiB$", re.M)
 STAGE_PEAK = re.compile(r"^\[(\S+)\] done in [0-9.]+ s \(peak RSS so far ([0-9.]+) MiB\)", re.M)
 
 
@@ -189,6 +192,7 @@ def one_run(out: Path, data: str, n: int, map_images: int, workers: int, topk: i
             "load": [round(load, 2), round(os.getloadavg()[0], 2)],
             "disk_bytes": folder_bytes(out), "site_bytes": folder_bytes(out / "site"), "paged": paged,
             "stage_peak_mib": {m[0]: float(m[1]) for m in STAGE_PEAK.findall(stdout)},
+            "render_peak_mib": float(m.group(1)) if (m := SITE_PEAK.search(stdout)) else None,
             "log_tail": stdout.strip().splitlines()[-12:]}
 
 
@@ -245,6 +249,10 @@ def main() -> int:
         "disk_mib": {str(k): round(v["disk_bytes"] / 2**20, 2) for k, v in runs.items()},
         "site_mib": {str(k): round(v["site_bytes"] / 2**20, 2) for k, v in runs.items()},
         "paged": {str(k): v["paged"] for k, v in runs.items()},
+        "render_peak_mib": {str(k): v.get("render_peak_mib") for k, v in runs.items()},
+        "render_bytes_per_paged_image": (
+            round((large["render_peak_mib"] - small["render_peak_mib"]) * 2**20 / (large["paged"] - small["paged"]), 1)
+            if large.get("render_peak_mib") and small.get("render_peak_mib") and large["paged"] > small["paged"] else None),
         "stage_peak_rss_bytes_per_image": {
             stage: round((large["stage_peak_mib"][stage] - small["stage_peak_mib"].get(stage, 0.0)) * 2**20 / extra, 1)
             for stage in large["stage_peak_mib"]},
