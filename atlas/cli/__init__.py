@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     (atlas.pipeline.hand_off_render); with `argv` given (tests, other programs) they return."""
     args = build_parser().parse_args(argv)
     args.whole_process = argv is None
+    from atlas.memory import limit_arenas
+    limit_arenas()  # before any thread starts: a run's peak memory the same from run to run
     name = getattr(args, "shown_as", None) or args.command
     from atlas.artifacts.store import RunLockedError
     from atlas.config import ConfigError
