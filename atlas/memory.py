@@ -1,5 +1,5 @@
-"""This process's own memory: figures printed after each stage and after the site, and
-handing freed heap pages back to the operating system between stages."""
+"""This process's own memory: figures printed after each stage and after the site, handing
+freed heap pages back to the operating system between stages, and the cap on malloc arenas."""
 from __future__ import annotations
 
 import os
@@ -63,7 +63,8 @@ def limit_arenas() -> None:
     is 8 per CPU). Each thread that allocates while the others hold their arenas gets a new
     one, and what a stage frees in a thread's arena stays resident: the maps stage's peak
     (numba's and openTSNE's threads, the background deletion of chunk folders) varied by
-    10-35 MiB from run to run with the default and not at all with the cap (notes/data.md).
+    10-35 MiB from run to run with the default; with the cap, one run in five still peaked
+    ~25 MiB higher (notes/data.md).
     Applies to arenas made from now on; nothing where the C library is not glibc."""
     try:
         import ctypes
