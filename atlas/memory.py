@@ -1,5 +1,6 @@
 """This process's own memory: figures printed after each stage and after the site, handing
-freed heap pages back to the operating system between stages, and the cap on malloc arenas."""
+freed heap pages back to the operating system between stages, the cap on malloc arenas, and
+large arrays in mappings of their own once the model's batch loops are over."""
 from __future__ import annotations
 
 import os
@@ -55,7 +56,30 @@ def give_back_memory() -> None:
 
 
 _malloc_trim = None
-M_ARENA_MAX = -8  # glibc's mallopt parameter
+M_ARENA_MAX = -8  # glibc's mallopt parameters
+M_MMAP_THRESHOLD = -3
+OWN_MAPPING_BYTES = 1 << 20
+
+
+def own_mappings(threshold: int = OWN_MAPPING_BYTES) -> bool:
+    """From now on, give every allocation of `threshold` bytes or more a mapping of its own
+    (glibc's M_MMAP_THRESHOLD, fixed), so an array freed goes back to the operating system at
+    once. glibc's default threshold moves: freeing a mapped block raises it to that block's
+    size (up to 32 MiB), after which arrays of up to that size are cut from the heap, where
+    what is freed between live blocks stays resident. How a stage's transient arrays then
+    pack into the heap depends on what ran before and on thread timing: the maps stage's
+    peak was 1,262-1,264 MiB in two runs of four and 1,288 in the other two (data_scale's
+    N = 3,000 run, load 2-3), with the threshold fixed at 1 MiB 1,257-1,258 in four of four
+    (notes/data.md). Called by the stages after the model's batch loops (from `maps` on),
+    not for the whole process: re-mapping the model's activations on every batch costs time
+    (one thread: an AlexNet forward pass at batch 16, 224 px, 15% slower; the image priors'
+    steps 20-25% slower). Returns False (nothing done) where the C library is not glibc."""
+    try:
+        import ctypes
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, int(threshold)))
 
 
 def limit_arenas() -> None:
@@ -64,7 +88,7 @@ def limit_arenas() -> None:
     one, and what a stage frees in a thread's arena stays resident: the maps stage's peak
     (numba's and openTSNE's threads, the background deletion of chunk folders) varied by
     10-35 MiB from run to run with the default; with the cap, one run in five still peaked
-    ~25 MiB higher (notes/data.md).
+    ~25 MiB higher, which `own_mappings` removed (notes/data.md).
     Applies to arenas made from now on; nothing where the C library is not glibc."""
     try:
         import ctypes

@@ -231,6 +231,11 @@ def embeddings(ctx, key: str, layer: str, sample: np.ndarray, clean: np.ndarray,
 
 def run(ctx, out: Path, key: str) -> dict:
     from atlas.distributed import broadcast
+    from atlas.memory import own_mappings
+    # the model's batch loops are over (maps, thumbs and figures come last): from here on a
+    # large transient array is mapped on its own and freed at once, so the stage's peak does
+    # not depend on how the heap was left (memory.own_mappings)
+    own_mappings()
     cfg, seconds = ctx.cfg, {}
     layer = map_layer(ctx)
     t0 = time.time()
