@@ -55,3 +55,26 @@ def test_in_place_relu_does_not_corrupt_extracted_conv_output():
     model = load_model(spec, "random")
     out = extractor(model, ["features.0"])(torch.randn(1, 3, 224, 224))["features.0"]
     assert (out < 0).any()
+
+
+def test_shared_extractor_is_built_once_per_model_and_nodes():
+    import gc
+
+    import torch
+
+    from atlas.models.layers import _SHARED, extractor, shared_extractor
+    spec = get_spec("worldnet")
+    model, other = load_model(spec), load_model(spec)
+    gc.collect()
+    before = len(_SHARED)
+    nodes = ["features.conv2", "classifier.fc7"]
+    net = shared_extractor(model, nodes)
+    assert shared_extractor(model, list(nodes)) is net  # the same module for every caller
+    assert shared_extractor(model, nodes[:1]) is not net and shared_extractor(other, nodes) is not net
+    x = torch.randn(2, 3, spec.input_size, spec.input_size)
+    with torch.no_grad():
+        got, fresh = net(x), extractor(model, nodes)(x)
+    assert all(torch.equal(got[n], fresh[n]) for n in nodes)
+    del model, net
+    gc.collect()
+    assert len(_SHARED) == before + 1  # a model's extractors go with it (`other`'s stay)

@@ -167,3 +167,17 @@ def test_maps_stage_on_a_sample(tmp_path):
     assert 0 < in_sample.sum() < top.size  # both kinds of top image occur
     np.testing.assert_allclose(shifted - known, np.repeat(in_sample.mean(axis=1)[:, None], feats.shape[1], axis=1),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_map_jobs_dealt_by_cost():
+    from atlas.artifacts.chunks import deal_by_cost
+    from atlas.stages.maps import JOB_SETUP, job_costs, map_jobs
+    units = [16, 32, 48, 48, 32, 128, 128, 10]  # the quick demo's layers
+    jobs = map_jobs({f"layer{i}": np.zeros((u, 6), np.int64) for i, u in enumerate(units)})
+    costs, needs = job_costs(jobs, 400, units)
+    assert needs[jobs.index("umap")] == ("sklearn", "umap") and needs[jobs.index("units_7")] == ()
+    assert costs[jobs.index("tsne")] > costs[jobs.index("umap")] > costs[jobs.index("units_5")] > costs[jobs.index("units_7")]
+    owner = dict(zip(jobs, deal_by_cost(costs, needs, JOB_SETUP, 2)))
+    # UMAP alone on rank 0 (which merges), t-SNE and every unit map on rank 1: each library loaded once
+    assert owner["umap"] == 0 and {o for j, o in owner.items() if j != "umap"} == {1}
+    assert set(deal_by_cost(costs, needs, JOB_SETUP, 1)) == {0}

@@ -110,7 +110,8 @@ def _save(final: Path, rank: int, items: int, compute: Callable, start: int, sto
 
 def run_chunks(ctx, name: str, key: str, n: int, size: int,
                compute: Callable[[int, int, Path], dict[str, np.ndarray] | None],
-               tag: str = "chunk", items: str = "units", threads: int = 1) -> list[Chunk]:
+               tag: str = "chunk", items: str = "units", threads: int = 1,
+               deal: Callable[[list[Chunk], int], list[int]] | None = None) -> list[Chunk]:
     """Compute this rank's share of the missing chunks of items [0, n), then return all chunks.
 
     `compute(start, stop, folder)` works items [start, stop) and either writes files into
@@ -118,33 +119,90 @@ def run_chunks(ctx, name: str, key: str, n: int, size: int,
     same arguments (it holds barriers). `tag` tells apart several chunked passes of one
     stage; `items` ('units', 'images', or 'jobs' for a few unlike tasks) names what is
     counted in the work record. `threads` > 1 computes up to that many of this rank's chunks
-    at once, in threads (for single-threaded libraries that leave cores idle)."""
-    folder = ctx.store.partial_dir(name, key)
+    at once, in threads (for single-threaded libraries that leave cores idle). `deal`: see
+    `run_passes`."""
+    return run_passes(ctx, name, key, [Pass(tag, n, size, compute, items)], threads, deal)[0]
+
+
+def deal_by_cost(costs: list[float], needs: list[tuple[str, ...]], setup: dict[str, float],
+                 world_size: int) -> list[int]:
+    """The rank of each of a few unlike jobs, so that the ranks finish together: longest job
+    first, each to the rank where it would end soonest, counting the one-time `setup` cost
+    (seconds, e.g. a library's import) of each of its `needs` that rank has not paid yet (so
+    jobs that share a library tend to share a rank). Ties go to the higher rank, since rank 0
+    merges after the pass. Deterministic: every rank computes the same deal."""
+    load = [0.0] * world_size
+    paid: list[set[str]] = [set() for _ in range(world_size)]
+    owner = [0] * len(costs)
+    for j in sorted(range(len(costs)), key=lambda j: (-costs[j], j)):
+        def end(r: int) -> float:
+            return load[r] + costs[j] + sum(setup[n] for n in needs[j] if n not in paid[r])
+        r = min(range(world_size), key=lambda r: (end(r), -r))
+        load[r], owner[j] = end(r), r
+        paid[r].update(needs[j])
+    return owner
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One chunked pass of a stage for `run_passes`: items [0, n) in chunks of `size`, each
+    computed by `compute(start, stop, folder)`, recorded under `tag` as `items`."""
+    tag: str
+    n: int
+    size: int
+    compute: Callable[[int, int, Path], dict[str, np.ndarray] | None]
+    items: str = "units"
+
+
+def run_passes(ctx, name: str, key: str, passes: list[Pass], threads: int = 1,
+               deal: Callable[[list[Chunk], int], list[int]] | None = None) -> list[list[Chunk]]:
+    """`run_chunks` for several independent passes of one stage at once (feature
+    visualization: one pass per prior): one listing and one deal of all their missing
+    chunks (pass by pass, round-robin over the whole list), each rank computes its chunks
+    in that order, and one wait for the others at the end. Returns each pass's chunks.
+
+    Why not one `run_chunks` per pass: every pass ends with every rank waiting for the
+    slowest, so a stage of P passes waited P times, and the ranks' differences in each
+    pass (noise, a first call) added up instead of evening out over the stage (the quick
+    demo's feature visualization: 24 passes, 0.7-1.0 s of waiting on each of two ranks at
+    load 2-4). The chunks, their folders and the work record per tag are those of one
+    `run_chunks` per pass; with an even number of missing chunks in every pass, so is the deal.
+
+    `deal(missing, world_size)`, when given, names the rank of each missing chunk instead
+    of the round-robin (for unlike jobs whose costs are known, `deal_by_cost`); it must
+    give every rank the same answer."""
+    folders = ctx.store.partial_dir(name, key)
     if ctx.rank == 0:
-        _clean_temporary(folder)
+        _clean_temporary(folders)
     barrier(ctx.world_size)  # every rank lists the same finished chunks
-    chunks = [Chunk(s, e, chunk_dir(folder, tag, s, e)) for s, e in split(n, size)]
-    missing = [c for c in chunks if not (c.path / DONE).is_file()]
-    if len(missing) < len(chunks) and ctx.rank == 0:
-        print(f"[{name}] resuming: {len(chunks) - len(missing)} of {len(chunks)} chunks already computed",
-              flush=True)
-    mine = missing[ctx.rank::ctx.world_size]
+    listed = [[Chunk(s, e, chunk_dir(folders, p.tag, s, e)) for s, e in split(p.n, p.size)] for p in passes]
+    missing = [[c for c in chunks if not (c.path / DONE).is_file()] for chunks in listed]
+    held, left = sum(len(c) for c in listed), sum(len(m) for m in missing)
+    if left < held and ctx.rank == 0:
+        print(f"[{name}] resuming: {held - left} of {held} chunks already computed", flush=True)
+    work = [(p, c) for p, m in zip(passes, missing) for c in m]
+    if deal is None:
+        mine = work[ctx.rank::ctx.world_size]
+    else:
+        owners = deal([c for _, c in work], ctx.world_size)
+        mine = [w for w, owner in zip(work, owners) if owner == ctx.rank]
     if threads > 1 and len(mine) > 1:
         with ThreadPoolExecutor(min(threads, len(mine))) as pool:
-            jobs = [pool.submit(_save, c.path, ctx.rank, c.items, compute, c.start, c.stop) for c in mine]
+            jobs = [pool.submit(_save, c.path, ctx.rank, c.items, p.compute, c.start, c.stop) for p, c in mine]
             for job in jobs:
                 job.result()
                 fault_point("chunks:chunk")
     else:
-        for c in mine:
-            _save(c.path, ctx.rank, c.items, compute, c.start, c.stop)
+        for p, c in mine:
+            _save(c.path, ctx.rank, c.items, p.compute, c.start, c.stop)
             fault_point("chunks:chunk")
     barrier(ctx.world_size)
-    absent = [c.path.name for c in chunks if not (c.path / DONE).is_file()]
+    absent = [c.path.name for chunks in listed for c in chunks if not (c.path / DONE).is_file()]
     if absent:
         raise RuntimeError(f"[{name}] chunks missing after all ranks finished: {', '.join(absent[:5])}")
-    _record(ctx, tag, items, chunks, missing)
-    return chunks
+    for p, chunks, m in zip(passes, listed, missing):
+        _record(ctx, p.tag, p.items, chunks, m)
+    return listed
 
 
 def _record(ctx, tag: str, items: str, chunks: list[Chunk], missing: list[Chunk]) -> None:

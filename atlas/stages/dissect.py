@@ -21,7 +21,7 @@ from tqdm import tqdm
 from atlas.artifacts.concepts import read_concepts, write_dissect_layer, write_dissect_meta
 from atlas.evidence.dissect import IoUCounter, RunningTopValues, concept_onehot, values_to_keep
 from atlas.evidence.images import display_batches, model_input
-from atlas.models.layers import extractor
+from atlas.models.layers import shared_extractor
 from atlas.stages import concepts
 from atlas.stages.base import Stage
 from atlas.artifacts.chunks import chunk_size, run_chunks
@@ -55,7 +55,7 @@ def run(ctx, out: Path, key: str) -> dict:
     found = read_concepts(ctx.store)
     masks, spec, sizes = found.masks, found.spec, found.sizes
     layers, q, n, bs = conv_layers(ctx), ctx.cfg.dissect_quantile, masks.shape[0], ctx.cfg.batch_size
-    net = extractor(ctx.model, [layer.name for layer in layers])
+    net = shared_extractor(ctx.model, [layer.name for layer in layers])
     chosen = {layer.name: threshold_images(n, layer.shape[1] * layer.shape[2], q) for layer in layers}
     keep = {layer.name: values_to_keep(len(chosen[layer.name]), layer.shape[1] * layer.shape[2], q)
             for layer in layers}

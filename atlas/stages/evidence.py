@@ -37,7 +37,7 @@ from atlas.evidence.receptive_field import VERSION as RF_VERSION
 from atlas.evidence.receptive_field import ReceptiveField, receptive_fields
 from atlas.evidence.stats import stream_statistics
 from atlas.evidence.streamstats import UnitStats
-from atlas.models.layers import LayerInfo, extractor, node_names
+from atlas.models.layers import LayerInfo, node_names, shared_extractor
 from atlas.stages import concepts, dissect
 from atlas.stages.base import Stage
 
@@ -255,7 +255,7 @@ def picture_chunk(ctx, setup: PictureSetup, u0: int, u1: int, folder: Path) -> d
     units, k = ids.shape
     fmt, quality = cfg.image_format, cfg.image_quality
     maps = np.zeros((units, k, *grid), dtype=np.float32) if grid else None
-    net = extractor(ctx.model, [setup.head.cut if setup.head else layer.name]) if kind != "none" else None
+    net = shared_extractor(ctx.model, [setup.head.cut if setup.head else layer.name]) if kind != "none" else None
     t = setup.thumb
     sheet_top = np.zeros((units, t, t, 3), np.uint8)
     sheet_patch = None if setup.whole else np.zeros((units, t, t, 3), np.uint8)

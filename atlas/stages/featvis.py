@@ -42,7 +42,7 @@ from atlas.priors.plugins.dgn import generator_file  # noqa: F401  (kept importa
 from atlas.priors.registry import Problem, Result, SkipPrior
 from atlas.priors.target import NetTarget, compute_dtype, to_uint8
 from atlas.stages.base import Stage
-from atlas.artifacts.chunks import chunk_size, run_chunks
+from atlas.artifacts.chunks import Pass, chunk_size, run_passes
 from atlas.artifacts import featvis as artifact
 
 MIN_CHUNKS = 2  # a layer smaller than two batches is split in two, not in chunks.MIN_CHUNKS
@@ -190,8 +190,9 @@ def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[s
             arrays[f"x_{name}"] = a.reshape(u1 - u0, S, *a.shape[1:])
         return arrays
 
-    done = {prior: run_chunks(ctx, artifact.stage(layer.name), key, units, per_chunk, partial(compute, prior),
-                              tag=prior, items="units") for prior in priors}
+    # one deal and one wait for all the priors' chunks (artifacts/chunks.run_passes), not one per prior
+    passes = [Pass(prior, units, per_chunk, partial(compute, prior), "units") for prior in priors]
+    done = dict(zip(priors, run_passes(ctx, artifact.stage(layer.name), key, passes)))
     bar.close()
     if ctx.rank != 0:
         return {}

@@ -30,8 +30,8 @@ from atlas.artifacts.maps import MapsWriter
 from atlas.evidence.images import display_batches, model_input
 from atlas.maps.embed import PCA_BELOW, small_map, tsne_2d, tsne_perplexity, umap_2d
 from atlas.maps.neighbors import nearest_neighbors
-from atlas.models.layers import extractor
-from atlas.artifacts.chunks import chunk_size, run_chunks
+from atlas.models.layers import shared_extractor
+from atlas.artifacts.chunks import chunk_size, deal_by_cost, run_chunks
 from atlas.stages.base import Stage
 
 VERSION = 4  # 2: a bounded, class-balanced sample of map_images images; 3: PCA (t-SNE start) by Lanczos past 256 rows and columns; 4: unit codes of sampled images taken from the sample's codes
@@ -90,7 +90,7 @@ def map_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 def features(ctx, layer: str, ids: np.ndarray) -> np.ndarray:
     """(len(ids), D) float32 codes of images `ids` at `layer` (conv maps averaged over space)."""
-    net = extractor(ctx.model, [layer])
+    net = shared_extractor(ctx.model, [layer])
     out = None
     row = {int(i): r for r, i in enumerate(ids)}
     with torch.inference_mode():
@@ -173,12 +173,13 @@ def batch_codes(ctx, layer: str, ids: np.ndarray, known: tuple[np.ndarray, np.nd
     return out
 
 
-# The maps of the sample (UMAP, t-SNE) and one map of each layer's units are jobs dealt
-# round-robin to the ranks (artifacts/chunks.py, one job per chunk): the unit maps first, largest
-# layer first, so each rank gets about half of them (each a short t-SNE; PCA below 24 units), then
-# UMAP and t-SNE (consecutive, so with two ranks one each; they cost about the same). A rank
-# computes the units' codes once, for its first unit map (the same batches on every rank), and
-# runs its jobs one after another in this order, so the stage's peak memory is the same on every
+# The maps of the sample (UMAP, t-SNE) and one map of each layer's units are jobs dealt to the
+# ranks (artifacts/chunks.py, one job per chunk) by their estimated cost (`job_costs`,
+# `chunks.deal_by_cost`): until 2026-11-26 round-robin, which gave rank 0 UMAP and half the unit
+# maps against t-SNE and the other half, each rank loading scikit-learn and openTSNE, and left rank 1
+# waiting 0.4-0.85 s for rank 0 in the quick demo. A rank computes the units' codes once, for its
+# first unit map (the same batches on every rank), and runs its jobs one after another in the
+# order of `map_jobs` (unit maps first, largest layer first, then UMAP and t-SNE), so the stage's peak memory is the same on every
 # run: in threads at once, how the jobs' transient arrays overlapped (and what the allocator kept
 # of them) moved the peak by 10-80 MiB from run to run; and the codes' float64 sums (units x D)
 # are gone before UMAP's numba code and openTSNE are loaded. All are seeded and single-threaded,
@@ -189,6 +190,35 @@ def map_jobs(top_ids: dict[str, np.ndarray]) -> list[str]:
     units = [len(ids) for ids in top_ids.values()]
     order = sorted(range(len(units)), key=lambda i: -units[i])
     return [*(f"units_{i}" for i in order), "umap", "tsne"]
+
+
+# What the deal of the jobs to the ranks assumes (seconds on one core of the 2-core test machine,
+# measured 2026-11-26 at load 2-3 on random 128-d codes with the stage's own kind of neighbour graph):
+# the first job of a process that needs scikit-learn pays 1.0 s for it (openTSNE and umap-learn both
+# load it), the first t-SNE 0.2 s more for openTSNE, the first UMAP 1.45 s for umap-learn and its
+# numba functions; then t-SNE of n points 2.5e-4 * n * log2(n) s (400: 0.74-1.1 s, 2,000: 6.2 s),
+# a unit map's shorter t-SNE 1.6e-4 * n * log2(n) s (128 units: 0.14-0.18 s, 666: 1.0 s), UMAP
+# 0.2 s + 3.4e-4 s a point, PCA (below PCA_BELOW points) nothing; each job 0.01 s more, so that jobs
+# of no cost still spread over the ranks. Only which rank runs a job depends on these figures,
+# never a map: a wrong guess costs time, not bits.
+JOB_SETUP = {"sklearn": 1.0, "openTSNE": 0.2, "umap": 1.45}
+
+
+def job_costs(jobs: list[str], points: int, units: list[int]) -> tuple[list[float], list[tuple[str, ...]]]:
+    """Estimated seconds of each job of `map_jobs` and the libraries it loads: `points` images
+    in the sample, `units[i]` units in layer i."""
+    costs, needs = [], []
+    for name in jobs:
+        n = points if name in ("umap", "tsne") else units[int(name.split("_")[1])]
+        if n < PCA_BELOW:
+            cost, libs = 0.0, ()
+        elif name == "umap":
+            cost, libs = 0.2 + 3.4e-4 * n, ("sklearn", "umap")
+        else:
+            cost, libs = (2.5e-4 if name == "tsne" else 1.6e-4) * n * np.log2(n), ("sklearn", "openTSNE")
+        costs.append(0.01 + float(cost))
+        needs.append(libs)
+    return costs, needs
 
 
 def embeddings(ctx, key: str, layer: str, sample: np.ndarray, clean: np.ndarray, knn: tuple[np.ndarray, np.ndarray],
@@ -218,7 +248,13 @@ def embeddings(ctx, key: str, layer: str, sample: np.ndarray, clean: np.ndarray,
             out = {name: small_map(unit_code(int(name.split("_")[1])), cfg.seed, cfg.tsne_perplexity)}
         return {**out, "seconds": np.float64(time.time() - t0)}
 
-    done = run_chunks(ctx, "maps", key, len(jobs), 1, compute, tag="embed", items="jobs")
+    costs, needs = job_costs(jobs, len(clean), [len(ids) for ids in top_ids.values()])
+
+    def deal(missing: list, world_size: int) -> list[int]:  # by cost, not round-robin: see job_costs
+        index = [c.start for c in missing]
+        return deal_by_cost([costs[i] for i in index], [needs[i] for i in index], JOB_SETUP, world_size)
+
+    done = run_chunks(ctx, "maps", key, len(jobs), 1, compute, tag="embed", items="jobs", deal=deal)
     if ctx.rank != 0:
         return None
     maps, seconds = {}, {}

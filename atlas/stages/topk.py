@@ -28,7 +28,7 @@ from tqdm import tqdm
 from atlas.data.loader import make_checked_loader, model_transform
 from atlas.data.sources import DataError
 from atlas.evidence.streamstats import UnitStats
-from atlas.models.layers import extractor
+from atlas.models.layers import shared_extractor
 from atlas.stages.base import Stage
 from atlas.artifacts import chunks
 from atlas.artifacts import topk as artifact
@@ -194,7 +194,7 @@ def scan(ctx, ids: np.ndarray, state: PassState, labels: np.ndarray, bar: tqdm |
     """The pass itself over images `ids` (ascending), folded into `state`: running top-k,
     streamed unit statistics and non-finite counts for every layer. This is each image's
     first decode: one that fails is recorded in `state.bad` with its reason and left out."""
-    net = extractor(ctx.model, [layer.name for layer in ctx.layers])
+    net = shared_extractor(ctx.model, [layer.name for layer in ctx.layers])
     # on a GPU: NHWC convolutions (tensor cores); values stay float32 so the ranking is exact
     fmt = torch.channels_last if ctx.device.type == "cuda" else torch.contiguous_format
     net = net.to(memory_format=fmt)
