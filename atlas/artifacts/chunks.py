@@ -120,7 +120,9 @@ def run_chunks(ctx, name: str, key: str, n: int, size: int,
     stage; `items` ('units', 'images', or 'jobs' for a few unlike tasks) names what is
     counted in the work record. `threads` > 1 computes up to that many of this rank's chunks
     at once, in threads (for single-threaded libraries that leave cores idle). `deal`: see
-    `run_passes`."""
+    `run_passes`. Rank 0 checks that every chunk is there and records the work; another rank
+    may read the chunks returned only before a later collective call of the same stage (rank
+    0 moves the stage's partial folder away once the stage is in place)."""
     return run_passes(ctx, name, key, [Pass(tag, n, size, compute, items)], threads, deal)[0]
 
 
@@ -197,6 +199,10 @@ def run_passes(ctx, name: str, key: str, passes: list[Pass], threads: int = 1,
             _save(c.path, ctx.rank, c.items, p.compute, c.start, c.stop)
             fault_point("chunks:chunk")
     barrier(ctx.world_size)
+    if ctx.rank != 0:
+        # only rank 0 checks and records: it may be merging already and, once the stage is in
+        # place, moves this folder away (a rank that looked in it late found every chunk missing)
+        return listed
     absent = [c.path.name for chunks in listed for c in chunks if not (c.path / DONE).is_file()]
     if absent:
         raise RuntimeError(f"[{name}] chunks missing after all ranks finished: {', '.join(absent[:5])}")
@@ -286,6 +292,8 @@ def fold_chunks(ctx, name: str, key: str, n: int, size: int, new_state: Callable
             fault_point("chunks:chunk")
     counts = gather([computed, resumed], ctx.world_size)  # also a barrier
     paths = [state_path(folder, g) for g in range(len(groups))]
+    if ctx.rank != 0:  # only rank 0 checks (see run_passes: it may have moved the folder away)
+        return paths
     missing = [paths[g].name for g, (c0, c1) in enumerate(groups) if saved(g) != list(range(c0, c1))]
     if missing:
         raise RuntimeError(f"[{name}] chunks missing after all ranks finished: {', '.join(missing[:5])}")
