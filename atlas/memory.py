@@ -68,8 +68,8 @@ def own_mappings(threshold: int = OWN_MAPPING_BYTES) -> bool:
     size (up to 32 MiB), after which arrays of up to that size are cut from the heap, where
     what is freed between live blocks stays resident. How a stage's transient arrays then
     pack into the heap depends on what ran before and on thread timing: the maps stage's
-    peak was 1,262-1,264 MiB in two runs of four and 1,288 in the other two (data_scale's
-    N = 3,000 run, load 2-3), with the threshold fixed at 1 MiB 1,257-1,258 in four of four
+    peak was 1,262-1,264 MiB in three runs of five and 1,288 in the other two (data_scale's
+    N = 3,000 run, load 2-4), with the threshold fixed at 1 MiB 1,257-1,258 in seven of seven
     (notes/data.md). Called by the stages after the model's batch loops (from `maps` on),
     not for the whole process: re-mapping the model's activations on every batch costs time
     (one thread: an AlexNet forward pass at batch 16, 224 px, 15% slower; the image priors'
