@@ -164,3 +164,15 @@ def test_dead_units_match_a_full_scan():
     assert dead_units(values, data_max)[:4].all() and not dead_units(values, data_max)[4:].any()
     # without streamed statistics: from the finite top-k values (unit 2 has none among its top k)
     assert dead_units(values, None).tolist() == [True, True, True, True, False, False, False]
+
+
+def test_default_workers_leave_a_small_site_in_one_process():
+    import os
+
+    from atlas.render.jobs import JOBS_PER_WORKER, default_workers
+    cpus = len(os.sched_getaffinity(0))
+    assert default_workers() == cpus
+    assert default_workers(1755) == 1  # the quick demo: forking costs more than it saves
+    assert default_workers(0) == 1
+    assert default_workers(2 * JOBS_PER_WORKER) == min(cpus, 2)
+    assert default_workers(10 ** 9) == cpus
