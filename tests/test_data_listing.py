@@ -142,3 +142,16 @@ def test_thumbnails_exist_exactly_for_the_paged_images(tmp_path):
     assert site.read_bytes() == thumbs.path(i).read_bytes()
     assert thumbs.meta["sheets"] == -(-len(want) // thumbs.meta["sheet_per"])
     assert thumbs.pixels(i).shape == (32, 32, 3)
+
+
+def test_listing_benchmark_lists_every_file_it_wrote(tmp_path):
+    # benchmarks/listing_scale.py at a small size: an ImageNet-layout folder of empty files,
+    # listed by ImageNetFolder (the synsets become the classes) and walked bare, side by side
+    res = subprocess.run([sys.executable, "benchmarks/listing_scale.py", "--files", "1003", "--classes", "10",
+                          "--dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["files"] == 1003 and out["classes"] == 10
+    assert out["listing_s"] > 0 and out["walk_s"] > 0 and out["fingerprint_s"] > 0
+    assert 0 < out["bytes_per_file"] < 200          # a compact table, not an object per file
+    assert not list(tmp_path.iterdir())             # its folder removed
