@@ -21,7 +21,9 @@ the missing chunks after a barrier (so they agree), deal them out round-robin (c
 equal, so that is balanced), compute their own, wait for each other and return every
 chunk. After a kill, a rerun finds the finished chunks and deals out only the missing
 ones, whichever rank had them before. The record of who computed how many items goes to
-`ctx.work`, which `stages.base.run_stage` puts in the stage's summary.
+`ctx.work`, which `stages.base.run_stage` puts in the stage's summary. `run_passes` does the
+same for several passes of one stage at once (one listing, deal and wait for all), and a
+stage with a few unlike jobs may deal them by their estimated cost (`deal_by_cost`).
 """
 from __future__ import annotations
 
@@ -173,11 +175,11 @@ def run_passes(ctx, name: str, key: str, passes: list[Pass], threads: int = 1,
     `deal(missing, world_size)`, when given, names the rank of each missing chunk instead
     of the round-robin (for unlike jobs whose costs are known, `deal_by_cost`); it must
     give every rank the same answer."""
-    folders = ctx.store.partial_dir(name, key)
+    folder = ctx.store.partial_dir(name, key)
     if ctx.rank == 0:
-        _clean_temporary(folders)
+        _clean_temporary(folder)
     barrier(ctx.world_size)  # every rank lists the same finished chunks
-    listed = [[Chunk(s, e, chunk_dir(folders, p.tag, s, e)) for s, e in split(p.n, p.size)] for p in passes]
+    listed = [[Chunk(s, e, chunk_dir(folder, p.tag, s, e)) for s, e in split(p.n, p.size)] for p in passes]
     missing = [[c for c in chunks if not (c.path / DONE).is_file()] for chunks in listed]
     held, left = sum(len(c) for c in listed), sum(len(m) for m in missing)
     if left < held and ctx.rank == 0:

@@ -158,7 +158,9 @@ def _run(ctx, out: Path, key: str, layer, units: int | list[int], priors: list[s
     # on a GPU the batch is sized by a probe step through a generator when a prior has one
     bundle = next((r for r in resources.values() if hasattr(r, "code_dim") and hasattr(r, "net")), None)
     where = cfg.dgn_conv_objective if layer.kind == "conv" else "unit"
-    crop = center_receptive_field(target, layer.name, cfg.seed) if where == "center" else None
+    # the crop is applied by rank 0's merge alone: the other ranks skip the probe (about 0.1 s
+    # a process for the quick demo's five conv layers)
+    crop = center_receptive_field(target, layer.name, cfg.seed) if where == "center" and ctx.rank == 0 else None
     batch = featvis_batch(cfg.featvis_batch, target, bundle,
                           lambda n: unit_objective(layer.name, torch.zeros(n, dtype=torch.long),
                                                    "center" if where == "unit" else where))
