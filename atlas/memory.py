@@ -44,18 +44,24 @@ def give_back_memory() -> None:
     stage freed (a large manifest parsed, a chunk's arrays) otherwise stays resident in the
     allocator's free lists, and the next stage's peak stacks on it. A few milliseconds; does
     nothing where the C library has no malloc_trim."""
-    global _malloc_trim
-    if _malloc_trim is None:
+    trim = _glibc("malloc_trim")
+    if trim:
+        trim(0)
+
+
+def _glibc(name: str):
+    """glibc's function `name` (malloc_trim, mallopt), looked up once; None where the C
+    library is not glibc."""
+    if name not in _GLIBC:
         try:
             import ctypes
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+            _GLIBC[name] = getattr(ctypes.CDLL("libc.so.6"), name)
         except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
+            _GLIBC[name] = None
+    return _GLIBC[name]
 
 
-_malloc_trim = None
+_GLIBC: dict = {}
 M_ARENA_MAX = -8  # glibc's mallopt parameters
 M_MMAP_THRESHOLD = -3
 OWN_MAPPING_BYTES = 1 << 20
@@ -74,12 +80,8 @@ def own_mappings(threshold: int = OWN_MAPPING_BYTES) -> bool:
     not for the whole process: re-mapping the model's activations on every batch costs time
     (one thread: an AlexNet forward pass at batch 16, 224 px, 15% slower; the image priors'
     steps 20-25% slower). Returns False (nothing done) where the C library is not glibc."""
-    try:
-        import ctypes
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, int(threshold)))
+    mallopt = _glibc("mallopt")
+    return bool(mallopt and mallopt(M_MMAP_THRESHOLD, int(threshold)))
 
 
 def limit_arenas() -> None:
@@ -90,10 +92,8 @@ def limit_arenas() -> None:
     10-35 MiB from run to run with the default; with the cap, one run in five still peaked
     ~25 MiB higher, which `own_mappings` removed (notes/data.md).
     Applies to arenas made from now on; nothing where the C library is not glibc."""
-    try:
-        import ctypes
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if not mallopt:
         return
     try:
         cpus = len(os.sched_getaffinity(0))
