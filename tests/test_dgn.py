@@ -5,7 +5,8 @@ import torch
 from atlas.models.checkpoint import prepare_for_probing
 from atlas.models import get_spec
 from atlas.models.worldnet import WorldNet
-from atlas.priors.dgn import DGNSettings, center_crop, dgn_am, initial_codes, normalized_step, step_size
+from atlas.priors.dgn import (FC6_MEAN_BOUND, DGNSettings, center_crop, dgn_am, initial_codes, lr_scale,
+                              normalized_step, step_size)
 from atlas.priors.generator import DeePSiM, family_config
 from atlas.priors.genfile import CodeStats, GeneratorBundle
 from atlas.priors.objectives import center_of, unit_objective
@@ -93,6 +94,27 @@ def test_decay_and_clip_switches(setup):
     torch.testing.assert_close(a, 0.99 * b)
     free = dgn_am(bundle, target, obj, z0, DGNSettings(iters=1, decay=1.0, clip=False)).codes
     assert (free < 0).any() and not (b < 0).any()
+
+
+def test_lr_in_units_of_the_bounds(setup):
+    """lr_units = "bounds" is act_max.py's schedule times mean(ub) / 11.85: equal to "code"
+    with the step sizes scaled by hand, and to "code" itself for CaffeNet's fc6 bounds."""
+    target, bundle = setup
+    obj = unit_objective("classifier.fc8", torch.tensor([1, 4]))
+    z0 = initial_codes([3, 8], 16, dtype=D)
+    c = float(bundle.stats.ub.mean()) / FC6_MEAN_BOUND  # ub 0.5..3.0: mean 1.75
+    assert lr_scale(bundle.stats.ub, "bounds") == pytest.approx(1.75 / 11.85)
+    assert lr_scale(bundle.stats.ub, "code") == 1.0
+    got = dgn_am(bundle, target, obj, z0, DGNSettings(iters=5, lr_units="bounds"))
+    ref = dgn_am(bundle, target, obj, z0, DGNSettings(iters=5, lr_start=8.0 * c, lr_end=1e-10 * c))
+    act_max = dgn_am(bundle, target, obj, z0, DGNSettings(iters=5))
+    torch.testing.assert_close(got.codes, ref.codes)
+    assert not torch.allclose(got.codes, act_max.codes)
+    caffe = GeneratorBundle(bundle.net, CodeStats(ub=torch.full((16,), FC6_MEAN_BOUND, dtype=D)))
+    torch.testing.assert_close(dgn_am(caffe, target, obj, z0, DGNSettings(iters=5, lr_units="bounds")).codes,
+                               dgn_am(caffe, target, obj, z0, DGNSettings(iters=5)).codes)
+    with pytest.raises(ValueError, match="lr_units"):
+        DGNSettings(lr_units="pixels")
 
 
 def test_last_iterate_returned(setup):

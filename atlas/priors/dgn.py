@@ -14,6 +14,13 @@ iteration, as act_max.py breaks out of its loop. The returned image is the last 
 to the network (act_max.py's `best_xx`, overwritten every iteration: the last iterate,
 not the best one).
 
+Step units (`lr_units`): act_max.py's lr 8 -> 1e-10 is in the units of CaffeNet's fc6 code,
+whose bounds (act_range/3x/fc6.txt) average 11.85: a mean step of 8 is about two thirds of
+a bound. With `lr_units = "code"` (act_max.py) lr_i is used as it is, whatever the code's
+scale; with `"bounds"` lr_i is multiplied by mean(ub) / 11.85, so the step keeps that
+proportion to the generator's own bounds (a generator with CaffeNet's fc6 bounds gets
+act_max.py's steps exactly; the CIFAR-10 generator, mean bound 0.86, gets steps 14x smaller).
+
 Elements do not interact (the networks run in eval mode and every normalization is per
 element), so one batched run equals running the elements one at a time.
 """
@@ -29,6 +36,19 @@ from atlas.priors.genfile import GeneratorBundle
 from atlas.priors.objectives import Objective
 from atlas.priors.plugins.dgn import DGNSettings
 from atlas.priors.target import NetTarget
+
+
+FC6_MEAN_BOUND = 11.85  # mean of act_max.py's act_range/3x/fc6.txt (4096 bounds, 3..17)
+
+
+def lr_scale(ub: torch.Tensor, units: str) -> float:
+    """What the schedule's step sizes are multiplied by: 1 in the code's own units
+    (act_max.py), mean(ub) / FC6_MEAN_BOUND in units of the bounds."""
+    if units == "code":
+        return 1.0
+    if units == "bounds":
+        return float(ub.double().mean()) / FC6_MEAN_BOUND
+    raise ValueError(f"lr_units must be 'code' or 'bounds', got {units!r}")
 
 
 def step_size(i: int, n: int, start: float, end: float) -> float:
@@ -99,6 +119,7 @@ def dgn_am(bundle: GeneratorBundle, target: NetTarget, objective: Objective, z0:
     zero = torch.zeros_like(ub)
     size = target.input_size
     n = settings.iters
+    scale = lr_scale(ub, settings.lr_units)
     active = torch.ones(len(z), dtype=torch.bool, device=dev)
     ran = torch.zeros(len(z), dtype=torch.long, device=dev)
     last_img = None
@@ -107,7 +128,7 @@ def dgn_am(bundle: GeneratorBundle, target: NetTarget, objective: Objective, z0:
     amp = (torch.autocast(dev.type, dtype=torch.bfloat16) if autocast and dev.type == "cuda"
            else contextlib.nullcontext())
     for i in range(n):
-        lr = step_size(i, n, settings.lr_start, settings.lr_end)
+        lr = step_size(i, n, settings.lr_start, settings.lr_end) * scale
         zi = z.detach().requires_grad_(True)
         with amp:
             x0 = fit_to_input(bundle.images(zi), size)
