@@ -22,6 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--held-out", type=int, default=512, help="held-out images (world: seed 2) for the loss report")
     p.add_argument("--layer", help="code node (default: the model's ReLU'd fc6)")
     p.add_argument("--comparator", help="comparator node for the feature loss (default: conv5 level)")
+    p.add_argument("--encoder", choices=["model", "own"], default="model",
+                   help="'model': invert the model's --layer (DeePSiM, the default); 'own': train an encoder "
+                        "with the generator (an autoencoder whose ReLU'd code DGN-AM optimizes; the model's "
+                        "--comparator still gives the feature loss)")
+    p.add_argument("--code-dim", type=int, default=128, help="code width of the own encoder (--encoder own)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--width", type=int, default=32, help="generator channels after the reshape")
@@ -95,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         held = _folder_pixels(args.data, args.held_out, out_size, offset=len(train))
     cfg = GeneratorTrainConfig(code_node=code, comparator_node=comparator, out_size=out_size, width=args.width,
                                fc_width=args.fc_width, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                               l_img=args.l_img, l_feat=args.l_feat, l_adv=args.l_adv, seed=args.seed)
+                               l_img=args.l_img, l_feat=args.l_feat, l_adv=args.l_adv, seed=args.seed,
+                               encoder=args.encoder, code_dim=args.code_dim)
     work = args.work_dir or args.out.with_name(args.out.name + ".work")
     encoder = {"model": spec.name, "weights": weights_identity(spec, args.weights), "data": args.data}
     distributed.init(world_size)  # under torchrun: data-parallel training, rank 0 writes

@@ -8,6 +8,14 @@ and its updates pause while it is too far ahead (its loss under `d_pause` times 
 adversarial loss), as in the paper. Pixel values are RGB in 0..1, so the loss weights
 differ from the paper's (given for 0..255 sums).
 
+With `encoder = "own"` the code is not the model's: a small convolutional encoder E' (its
+code ReLU'd, `code_dim` wide) is trained together with G on the same losses, so G(E'(x)) is
+an autoencoder whose code keeps what the image needs (colour, background), where a
+classifier's fc6 may have dropped it (the world network's codes carry no colour: a generator
+inverting them draws grey). The comparator is still the model's layer, and D sees the code
+without passing gradients to E'. DGN-AM then optimizes in E''s code space (Nguyen et al.:
+any generator with a code space can be the prior).
+
 The trainer keeps a checkpoint per epoch (resumable), a PNG sample sheet per epoch
 (real images over their reconstructions), and at the end writes an atlas generator
 file with the code statistics over the training images.
@@ -53,6 +61,34 @@ class GeneratorTrainConfig:
     d_width: int = 16
     flip: bool = True
     seed: int = 0
+    encoder: str = "model"            # "model": invert code_node of the model; "own": an encoder trained with G
+    code_dim: int = 128               # the own encoder's code width (encoder = "own")
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ("model", "own"):
+            raise ValueError(f"encoder must be 'model' or 'own', got {self.encoder!r}")
+
+
+class OwnEncoder(nn.Module):
+    """The image (0..1) to a ReLU'd code: stride-2 4x4 convolutions (32, 64, 128 channels,
+    leaky ReLU 0.2) down to 4x4, then a linear layer. Non-negative codes, so DGN-AM's
+    [0, mean + 3 std] clipping applies as to a ReLU'd fc6."""
+
+    def __init__(self, code_dim: int, size: int):
+        super().__init__()
+        layers, prev, side, width = [], 3, size, 32
+        while side > 4:
+            layers += [nn.Conv2d(prev, width, 4, 2, 1), nn.LeakyReLU(0.2)]
+            prev, side, width = width, side // 2, min(2 * width, 256)
+        self.convs = nn.Sequential(*layers)
+        self.fc = nn.Linear(prev * side * side, code_dim)
+        for m in self.modules():  # He init: codes of order 1 from the start (torch's default gives ~0.01)
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, a=0.2 if isinstance(m, nn.Conv2d) else 0.0)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.fc(torch.flatten(self.convs(x01 * 2 - 1), 1)))
 
 
 class Discriminator(nn.Module):
@@ -85,12 +121,16 @@ class GeneratorTrainer:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.encoder = extractor(model, [cfg.code_node, cfg.comparator_node]).to(self.device).eval()
         self.comparator = extractor(model, [cfg.comparator_node]).to(self.device).eval()
+        self.out_size = cfg.out_size or spec.input_size
+        self.own = None
+        if cfg.encoder == "own":
+            torch.manual_seed(cfg.seed + 1)
+            self.own = OwnEncoder(cfg.code_dim, self.out_size).to(self.device)
         self.mean = torch.tensor(spec.mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(spec.std, device=self.device).view(1, 3, 1, 1)
         with torch.no_grad():
             probe = self.encoder(torch.zeros(1, 3, spec.input_size, spec.input_size, device=self.device))
-        code_dim = probe[cfg.code_node].flatten(1).shape[1]
-        self.out_size = cfg.out_size or spec.input_size
+        code_dim = probe[cfg.code_node].flatten(1).shape[1] if self.own is None else cfg.code_dim
         gcfg = family_config(code_dim, self.out_size, cfg.width, cfg.fc_width)
         self.G = DeePSiM(gcfg).init_weights(self.gen).to(self.device)
         last = getattr(self.G, self.G.conv_names[-1])
@@ -99,7 +139,8 @@ class GeneratorTrainer:
             last.bias.fill_(0.5 if gcfg.output == "rgb01" else 0.0)
         torch.manual_seed(cfg.seed)  # D's default init; G's init above is explicit
         self.D = Discriminator(code_dim, cfg.d_width).to(self.device)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        g_params = list(self.G.parameters()) + (list(self.own.parameters()) if self.own is not None else [])
+        self.opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
         self.total_steps = max(1, total_steps)
         self.step_count = 0
@@ -107,12 +148,14 @@ class GeneratorTrainer:
         self.d_updates = 0
         # under torchrun: G and D wrapped for gradient averaging; G and D stay the plain modules
         self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        self.G_step, self.D_step = self.G, self.D
+        self.G_step, self.D_step, self.own_step = self.G, self.D, self.own
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.G_step = DDP(self.G, device_ids=ids)
             self.D_step = DDP(self.D, device_ids=ids)
+            if self.own is not None:
+                self.own_step = DDP(self.own, device_ids=ids)
 
     def _mean(self, *values: torch.Tensor) -> list[float]:
         """The mean over ranks of scalar tensors (themselves in one process), so that every
@@ -129,6 +172,8 @@ class GeneratorTrainer:
     @torch.no_grad()
     def encode(self, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes (B, D) and comparator features of images (B, 3, out, out) in 0..1."""
+        if self.own is not None:
+            return self.own(x01), self.comparator(self._normalize(x01))[self.cfg.comparator_node]
         out = self.encoder(self._normalize(x01))
         return out[self.cfg.code_node].flatten(1), out[self.cfg.comparator_node]
 
@@ -151,7 +196,12 @@ class GeneratorTrainer:
     def step(self, x01: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
         x01 = x01.to(self.device)
-        code, feat_real = self.encode(x01)
+        if self.own is None:
+            code, feat_real = self.encode(x01)
+        else:  # the own encoder learns with G
+            with torch.no_grad():
+                feat_real = self.comparator(self._normalize(x01))[cfg.comparator_node]
+            code = self.own_step(x01)
         if self.feat_var is None:
             self.feat_var = self._mean(feat_real.var().clamp(min=1e-8))[0]
         for group in self.opt_g.param_groups:
@@ -165,7 +215,7 @@ class GeneratorTrainer:
         if cfg.l_adv > 0:
             for p in self.D.parameters():
                 p.requires_grad_(False)
-            l_adv = F.softplus(-self.D(fake, code)).mean()
+            l_adv = F.softplus(-self.D(fake, code.detach())).mean()
             loss = loss + cfg.l_adv * l_adv
             for p in self.D.parameters():
                 p.requires_grad_(True)
@@ -175,10 +225,12 @@ class GeneratorTrainer:
         l_d = torch.zeros(())
         if cfg.l_adv > 0:
             if self.world_size > 1:  # one forward of the wrapped D per backward
-                both = self.D_step(torch.cat([x01, fake.detach()]), torch.cat([code, code]))
+                c = code.detach()
+                both = self.D_step(torch.cat([x01, fake.detach()]), torch.cat([c, c]))
                 l_d = F.softplus(-both[:len(x01)]).mean() + F.softplus(both[len(x01):]).mean()
             else:
-                l_d = F.softplus(-self.D(x01, code)).mean() + F.softplus(self.D(fake.detach(), code)).mean()
+                c = code.detach()
+                l_d = F.softplus(-self.D(x01, c)).mean() + F.softplus(self.D(fake.detach(), c)).mean()
             d_now, adv_now = self._mean(l_d, l_adv)  # all ranks update D, or none
             if d_now >= cfg.d_pause * adv_now:  # pause D while it is far ahead
                 self.opt_d.zero_grad(set_to_none=True)
@@ -191,12 +243,15 @@ class GeneratorTrainer:
 
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+                **({"own": self.own.state_dict()} if self.own is not None else {}),
                 "opt_d": self.opt_d.state_dict(), "step": self.step_count, "feat_var": self.feat_var,
                 "d_updates": self.d_updates, "rng": self.gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
+        if self.own is not None:
+            self.own.load_state_dict(state["own"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step_count, self.feat_var = int(state["step"]), state["feat_var"]
@@ -318,7 +373,9 @@ def train_generator(model: nn.Module, spec: ModelSpec, train_pixels: np.ndarray,
     net = DeePSiM(trainer.G.cfg)
     net.load_state_dict({k: v.cpu() for k, v in trainer.G.state_dict().items()})
     net.eval().requires_grad_(False)
-    bundle = GeneratorBundle(net, stats, {**encoder_info, "code_node": cfg.code_node,
+    own = {"model": f"own encoder (trained with the generator; comparator: {encoder_info.get('model')})"}
+    bundle = GeneratorBundle(net, stats, {**encoder_info, **(own if trainer.own is not None else {}),
+                                          "code_node": cfg.code_node if trainer.own is None else "own encoder's code",
                                           "comparator_node": cfg.comparator_node,
                                           "input_size": spec.input_size},
                              {"train_config": asdict(cfg), "history": history, "train_images": len(data),
