@@ -120,6 +120,15 @@ def test_data_parallel_training_matches_one_process(tmp_path):
     # the full losses (comparator and adversary) run data-parallel too
     full = _train_cli(2, tmp_path / "full.pt")
     assert full.returncode == 0, full.stderr[-3000:]
+    # with its own encoder, the encoder is trained data-parallel too: the same generator
+    own = ["--encoder", "own", "--code-dim", "16", *plain]
+    runs = [_train_cli(n, tmp_path / f"own{n}.pt", own) for n in (1, 2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-3000:]
+    a, b = load_generator(tmp_path / "own1.pt", "cpu"), load_generator(tmp_path / "own2.pt", "cpu")
+    assert a.code_dim == 16 and a.encoder["code_node"] == "own encoder's code"
+    for (name, p), q in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+    torch.testing.assert_close(a.stats.ub, b.stats.ub, rtol=1e-4, atol=1e-5)
 
 
 def test_own_encoder_learns_with_the_generator(parts, tmp_path):
