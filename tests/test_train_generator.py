@@ -153,6 +153,7 @@ def test_own_encoder_learns_with_the_generator(parts, tmp_path):
     assert "own" in state  # resumable with its encoder
     loaded = load_generator(out)
     assert loaded.code_dim == 24 and loaded.encoder["code_node"] == "own encoder's code"
-    assert "own encoder" in loaded.encoder["model"] and loaded.encoder["comparator_node"] == "features.relu5"
+    assert loaded.encoder["encoder"].startswith("own") and loaded.encoder["model"] == "worldnet"
+    assert loaded.encoder["comparator_node"] == "features.relu5"
     with pytest.raises(ValueError, match="encoder"):
         GeneratorTrainConfig(encoder="pixels")

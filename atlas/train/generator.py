@@ -373,8 +373,9 @@ def train_generator(model: nn.Module, spec: ModelSpec, train_pixels: np.ndarray,
     net = DeePSiM(trainer.G.cfg)
     net.load_state_dict({k: v.cpu() for k, v in trainer.G.state_dict().items()})
     net.eval().requires_grad_(False)
-    own = {"model": f"own encoder (trained with the generator; comparator: {encoder_info.get('model')})"}
-    bundle = GeneratorBundle(net, stats, {**encoder_info, **(own if trainer.own is not None else {}),
+    # with its own encoder, `model` and `weights` name the network it was trained for (the comparator)
+    own = {"encoder": "own (trained with the generator; not in this file)"} if trainer.own is not None else {}
+    bundle = GeneratorBundle(net, stats, {**encoder_info, **own,
                                           "code_node": cfg.code_node if trainer.own is None else "own encoder's code",
                                           "comparator_node": cfg.comparator_node,
                                           "input_size": spec.input_size},
