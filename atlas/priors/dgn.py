@@ -19,7 +19,7 @@ whose bounds (act_range/3x/fc6.txt) average 11.85: a mean step of 8 is about two
 a bound. With `lr_units = "code"` (act_max.py) lr_i is used as it is, whatever the code's
 scale; with `"bounds"` lr_i is multiplied by mean(ub) / 11.85, so the step keeps that
 proportion to the generator's own bounds (a generator with CaffeNet's fc6 bounds gets
-act_max.py's steps exactly; the CIFAR-10 generator, mean bound 0.86, gets steps 14x smaller).
+act_max.py's steps exactly; the CIFAR-10 fc6 generator, mean bound 0.86, gets steps 14x smaller).
 
 Elements do not interact (the networks run in eval mode and every normalization is per
 element), so one batched run equals running the elements one at a time.
