@@ -124,9 +124,10 @@ def visualize(problem: Problem) -> Result:
 
 
 PRIOR = Prior(name="dgn", title="DGN-AM (generator prior)", short="DGN-AM", column="DGN", settings=DGNSettings,
-              keys={"dgn_iters": "iters", "dgn_lr_start": "lr_start", "dgn_lr_end": "lr_end", "dgn_decay": "decay", "dgn_clip": "clip",
+              keys={"dgn_iters": "iters", "dgn_lr_start": "lr_start", "dgn_lr_end": "lr_end",
+                    "dgn_lr_units": "lr_units", "dgn_decay": "decay", "dgn_clip": "clip",
                     "dgn_clip_image": "clip_image", "dgn_restarts": "restarts", "dgn_keep": "keep",
-                    "dgn_init": "init", "dgn_lr_units": "lr_units"},
+                    "dgn_init": "init"},
               # the atlas's defaults that depart from act_max.py (README: "DGN-AM's defaults")
               defaults={"dgn_clip_image": True, "dgn_keep": "best", "dgn_lr_units": "bounds"},
               visualize=visualize, stores=stores, uses_diversity=False, prepare=prepare, identity=identity, describe=describe)
