@@ -15,11 +15,10 @@ Each run is confined to as many cores as it has processes (CPU affinity of torch
 everything under it: cores {0} and {0, 1}), since 2026-11-26 06:55 UTC by default (`--pin`
 before; `pinned` in the JSON says which). Why: "one thread each" means one core per
 process, and OMP_NUM_THREADS=1 does not keep a 1-process run on one core: the renderer
-forks one worker process per core it may use for a site of 4,096 render jobs (one a file) or
-more (for every site before 2026-11-26 10:00 UTC, the quick demo's 1,755 jobs included), and a pass of 128+
-images per worker starts DataLoader workers (before 16ceae2 the maps' t-SNE also ran beside
-UMAP in a thread). On a
-2-core machine the 2-process run is confined to the two cores it has anyway, so pinning
+forks one worker process per core it may use for a site of 4,096 render jobs (one a file)
+or more (for every site before 2026-11-26 10:00 UTC, the quick demo's 1,755 jobs
+included), and a pass of 128+ images per worker starts DataLoader workers (before 16ceae2
+the maps' t-SNE also ran beside UMAP in a thread). On a 2-core machine the 2-process run is confined to the two cores it has anyway, so pinning
 changes only the 1-process run, which then measures one core; on a larger machine it also
 keeps the 2-process run on two cores. `--no-pin` gives the unconfined measure (the
 1-process run may borrow idle cores); notes/ranks.md has both figures.

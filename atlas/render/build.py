@@ -278,7 +278,8 @@ def render_site(run_dir: Path, out: Path | None = None, workers: int | None = No
     t2 = time.perf_counter()
     report.seconds["plan"] = t2 - t1
     try:
-        entries, report.counts = run_jobs(planner.jobs, writer, cache.usable, workers or default_workers(len(planner.jobs)), force)
+        entries, report.counts = run_jobs(planner.jobs, writer, cache.usable,
+                                          workers or default_workers(len(planner.jobs)), force)
     finally:
         writer.finish()
     t3 = time.perf_counter()

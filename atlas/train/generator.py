@@ -119,18 +119,20 @@ class GeneratorTrainer:
                  total_steps: int, device: torch.device | str = "cpu"):
         self.cfg, self.spec, self.device = cfg, spec, torch.device(device)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.encoder = extractor(model, [cfg.code_node, cfg.comparator_node]).to(self.device).eval()
         self.comparator = extractor(model, [cfg.comparator_node]).to(self.device).eval()
         self.out_size = cfg.out_size or spec.input_size
-        self.own = None
+        self.encoder = self.own = None  # the model's code and comparator nodes, or the own encoder
         if cfg.encoder == "own":
             torch.manual_seed(cfg.seed + 1)
             self.own = OwnEncoder(cfg.code_dim, self.out_size).to(self.device)
+            code_dim = cfg.code_dim
+        else:
+            self.encoder = extractor(model, [cfg.code_node, cfg.comparator_node]).to(self.device).eval()
+            with torch.no_grad():
+                probe = self.encoder(torch.zeros(1, 3, spec.input_size, spec.input_size, device=self.device))
+            code_dim = probe[cfg.code_node].flatten(1).shape[1]
         self.mean = torch.tensor(spec.mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(spec.std, device=self.device).view(1, 3, 1, 1)
-        with torch.no_grad():
-            probe = self.encoder(torch.zeros(1, 3, spec.input_size, spec.input_size, device=self.device))
-        code_dim = probe[cfg.code_node].flatten(1).shape[1] if self.own is None else cfg.code_dim
         gcfg = family_config(code_dim, self.out_size, cfg.width, cfg.fc_width)
         self.G = DeePSiM(gcfg).init_weights(self.gen).to(self.device)
         last = getattr(self.G, self.G.conv_names[-1])
