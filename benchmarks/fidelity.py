@@ -33,6 +33,7 @@ adding an entry there.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -266,6 +267,7 @@ def main() -> None:
     seeds = [element_seed(cfg.seed, setup.output_node, u, s) for u in range(n_units) for s in range(S)]
     objective = unit_objective(setup.output_node, units)
     recog, ratio, ratio_median, act_mean, nat, nat_ci, info, sheet_rows = {}, {}, {}, {}, {}, {}, {}, []
+    misses: dict[str, dict] = {}
     per_prior: list[np.ndarray] = []
     for prior in args.priors:
         t1 = time.time()
@@ -275,7 +277,12 @@ def main() -> None:
         with torch.no_grad():
             x = stored.permute(0, 3, 1, 2).float() / 255.0
             logits, feats = judge_logits_and_features(judge, judge_target.normalize(x))
-        recog[prior] = round(float((logits.argmax(1) == units).float().mean()), 4)
+        hit = logits.argmax(1) == units
+        recog[prior] = round(float(hit.float().mean()), 4)
+        # per class: the judge's calls of the images that missed (class name -> how many)
+        misses[prior] = {spec.class_names[c]: dict(collections.Counter(
+            spec.class_names[int(j)] for j in logits.argmax(1)[(units == c) & ~hit]))
+            for c in range(n_units) if bool(((units == c) & ~hit).any())}
         fake = {c: feats.numpy()[(units == c).numpy()] / feat_scale for c in range(n_units)}
         value, nat_ci[prior] = class_kid(fake, reference)
         nat[prior] = round(value, 4)
@@ -298,7 +305,7 @@ def main() -> None:
     result = {"dataset": args.dataset, "naturalness": nat, "naturalness_ci": nat_ci,
               "naturalness_real": round(floor, 4), "naturalness_real_ci": floor_ci,
               "naturalness_measure": "KID (cubic kernel) in the judge's penultimate features, per class, mean",
-              "recognizability": recog, "act_ratio": ratio,
+              "recognizability": recog, "misses": misses, "act_ratio": ratio,
               "act_ratio_median": ratio_median, "act_mean": act_mean,
               "best_real_act_mean": round(float(best_real.mean()), 3),
               "classifier_accuracy": round(accuracy["judge"], 4), "model_accuracy": round(accuracy["model"], 4),

@@ -5,8 +5,8 @@ import torch
 from atlas.models.checkpoint import prepare_for_probing
 from atlas.models import get_spec
 from atlas.models.worldnet import WorldNet
-from atlas.priors.dgn import (FC6_MEAN_BOUND, DGNSettings, center_crop, dgn_am, initial_codes, lr_scale,
-                              normalized_step, step_size)
+from atlas.priors.dgn import (AUTO_CODE_ITERS, FC6_MEAN_BOUND, DGNSettings, center_crop, dgn_am, initial_codes,
+                              lr_scale, normalized_step, step_size)
 from atlas.priors.generator import DeePSiM, family_config
 from atlas.priors.genfile import CodeStats, GeneratorBundle
 from atlas.priors.objectives import center_of, unit_objective
@@ -115,6 +115,22 @@ def test_lr_in_units_of_the_bounds(setup):
                                dgn_am(caffe, target, obj, z0, DGNSettings(iters=5)).codes)
     with pytest.raises(ValueError, match="lr_units"):
         DGNSettings(lr_units="pixels")
+
+
+def test_lr_units_auto_follows_the_schedule_length(setup):
+    """lr_units = "auto" is act_max.py's own steps ("code") for 100 iterations or more and
+    "bounds" for shorter schedules (the quick demo's 40)."""
+    target, bundle = setup
+    ub = bundle.stats.ub
+    assert lr_scale(ub, "auto", 200) == lr_scale(ub, "auto", AUTO_CODE_ITERS) == lr_scale(ub, "code") == 1.0
+    assert lr_scale(ub, "auto", 40) == lr_scale(ub, "auto", AUTO_CODE_ITERS - 1) == lr_scale(ub, "bounds")
+    with pytest.raises(ValueError, match="iterations"):
+        lr_scale(ub, "auto")
+    obj = unit_objective("classifier.fc8", torch.tensor([1, 4]))
+    z0 = initial_codes([3, 8], 16, dtype=D)
+    for iters, same_as in ((5, "bounds"), (AUTO_CODE_ITERS, "code")):
+        torch.testing.assert_close(dgn_am(bundle, target, obj, z0, DGNSettings(iters=iters, lr_units="auto")).codes,
+                                   dgn_am(bundle, target, obj, z0, DGNSettings(iters=iters, lr_units=same_as)).codes)
 
 
 def test_last_iterate_returned(setup):

@@ -20,6 +20,10 @@ a bound. With `lr_units = "code"` (act_max.py) lr_i is used as it is, whatever t
 scale; with `"bounds"` lr_i is multiplied by mean(ub) / 11.85, so the step keeps that
 proportion to the generator's own bounds (a generator with CaffeNet's fc6 bounds gets
 act_max.py's steps exactly; the CIFAR-10 fc6 generator, mean bound 0.86, gets steps 14x smaller).
+`"auto"` is `"code"` for a schedule of 100 iterations or more and `"bounds"` for a shorter
+one: in act_max.py's schedule the first half's steps are larger than most bounds (they push
+the code to the corners of its box) and the second half settles it; a 40-iteration schedule
+has too few small steps left to settle, and starts smaller instead.
 
 Elements do not interact (the networks run in eval mode and every normalization is per
 element), so one batched run equals running the elements one at a time.
@@ -39,16 +43,22 @@ from atlas.priors.target import NetTarget
 
 
 FC6_MEAN_BOUND = 11.85  # mean of act_max.py's act_range/3x/fc6.txt (4096 bounds, 3..17)
+AUTO_CODE_ITERS = 100    # lr_units "auto": act_max.py's own steps from this many iterations on
 
 
-def lr_scale(ub: torch.Tensor, units: str) -> float:
+def lr_scale(ub: torch.Tensor, units: str, iters: int | None = None) -> float:
     """What the schedule's step sizes are multiplied by: 1 in the code's own units
-    (act_max.py), mean(ub) / FC6_MEAN_BOUND in units of the bounds."""
+    (act_max.py), mean(ub) / FC6_MEAN_BOUND in units of the bounds; "auto" is "code" for
+    schedules of AUTO_CODE_ITERS iterations or more and "bounds" for shorter ones."""
+    if units == "auto":
+        if iters is None:
+            raise ValueError("lr_units 'auto' needs the number of iterations")
+        units = "code" if iters >= AUTO_CODE_ITERS else "bounds"
     if units == "code":
         return 1.0
     if units == "bounds":
         return float(ub.double().mean()) / FC6_MEAN_BOUND
-    raise ValueError(f"lr_units must be 'code' or 'bounds', got {units!r}")
+    raise ValueError(f"lr_units must be 'code', 'bounds' or 'auto', got {units!r}")
 
 
 def step_size(i: int, n: int, start: float, end: float) -> float:
@@ -119,7 +129,7 @@ def dgn_am(bundle: GeneratorBundle, target: NetTarget, objective: Objective, z0:
     zero = torch.zeros_like(ub)
     size = target.input_size
     n = settings.iters
-    scale = lr_scale(ub, settings.lr_units)
+    scale = lr_scale(ub, settings.lr_units, n)
     active = torch.ones(len(z), dtype=torch.bool, device=dev)
     ran = torch.zeros(len(z), dtype=torch.long, device=dev)
     last_img = None

@@ -21,15 +21,16 @@ class DGNSettings:
     restarts: int = 1         # independent codes per image, each `iters` long; the stored image is the best
     keep: str = "last"        # "last" iterate (act_max.py) or the "best" iterate of a run
     init: str = "normal"      # start code: N(0, 1) (act_max.py) or "data": mean + std * N(0, 1) of real codes
-    lr_units: str = "code"    # lr_start/lr_end in the code's own units (act_max.py) or "bounds": scaled to its bounds
+    lr_units: str = "code"    # lr_start/lr_end in the code's own units (act_max.py), "bounds": scaled to its
+    #                           bounds, or "auto": "code" from 100 iterations on, "bounds" below
 
     def __post_init__(self) -> None:
         if self.keep not in ("last", "best"):
             raise ValueError(f"'keep' must be 'last' or 'best', got {self.keep!r}")
         if self.init not in ("normal", "data"):
             raise ValueError(f"'init' must be 'normal' or 'data', got {self.init!r}")
-        if self.lr_units not in ("code", "bounds"):
-            raise ValueError(f"'lr_units' must be 'code' or 'bounds', got {self.lr_units!r}")
+        if self.lr_units not in ("code", "bounds", "auto"):
+            raise ValueError(f"'lr_units' must be 'code', 'bounds' or 'auto', got {self.lr_units!r}")
         if self.restarts < 1:
             raise ValueError(f"'restarts' must be at least 1, got {self.restarts!r}")
 
@@ -129,5 +130,5 @@ PRIOR = Prior(name="dgn", title="DGN-AM (generator prior)", short="DGN-AM", colu
                     "dgn_clip_image": "clip_image", "dgn_restarts": "restarts", "dgn_keep": "keep",
                     "dgn_init": "init"},
               # the atlas's defaults that depart from act_max.py (README: "DGN-AM's defaults")
-              defaults={"dgn_clip_image": True, "dgn_keep": "best", "dgn_lr_units": "bounds"},
+              defaults={"dgn_clip_image": True, "dgn_keep": "best", "dgn_lr_units": "auto"},
               visualize=visualize, stores=stores, uses_diversity=False, prepare=prepare, identity=identity, describe=describe)
