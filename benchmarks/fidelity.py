@@ -8,6 +8,8 @@ For every output (fc8) unit and seed, each prior synthesizes an image (the featv
 code path and settings). Then:
 - recognizability[prior]: top-1 accuracy with which an independently trained classifier
   (the judge: other seed and width, never the visualized network) names the unit's class;
+  misses[prior] says, for each class the judge did not always name, what it named its
+  images instead (class -> count);
 - act_ratio[prior]: the unit's activation for its synthesized image over its activation
   for its best real held-out image (mean over units of the seeds' mean);
 - naturalness[prior]: KID (kernel inception distance, Binkowski et al. 2018) between the
@@ -140,6 +142,17 @@ def class_kid(fake: dict[int, np.ndarray], real: dict[int, np.ndarray]) -> tuple
 
 
 @torch.no_grad()
+def judge_misses(called: torch.Tensor, units: torch.Tensor, names: list[str]) -> dict[str, dict[str, int]]:
+    """For each class some of whose images the judge named otherwise: what it named them
+    (class name -> count), classes in unit order."""
+    out: dict[str, dict[str, int]] = {}
+    for c in range(len(names)):
+        wrong = called[(units == c) & (called != units)]
+        if len(wrong):
+            out[names[c]] = dict(collections.Counter(names[int(j)] for j in wrong))
+    return out
+
+
 def real_pass(source: Source, spec, model, judge, node: str, batch: int = 256):
     """Accuracy of the judge and of the model, the model's best activation per output
     unit, and the judge's features of every image (N, d)."""
@@ -277,12 +290,8 @@ def main() -> None:
         with torch.no_grad():
             x = stored.permute(0, 3, 1, 2).float() / 255.0
             logits, feats = judge_logits_and_features(judge, judge_target.normalize(x))
-        hit = logits.argmax(1) == units
-        recog[prior] = round(float(hit.float().mean()), 4)
-        # per class: the judge's calls of the images that missed (class name -> how many)
-        misses[prior] = {spec.class_names[c]: dict(collections.Counter(
-            spec.class_names[int(j)] for j in logits.argmax(1)[(units == c) & ~hit]))
-            for c in range(n_units) if bool(((units == c) & ~hit).any())}
+        recog[prior] = round(float((logits.argmax(1) == units).float().mean()), 4)
+        misses[prior] = judge_misses(logits.argmax(1), units, list(spec.class_names))
         fake = {c: feats.numpy()[(units == c).numpy()] / feat_scale for c in range(n_units)}
         value, nat_ci[prior] = class_kid(fake, reference)
         nat[prior] = round(value, 4)

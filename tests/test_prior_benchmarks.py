@@ -41,6 +41,15 @@ def test_kid_is_unbiased_and_separates_distributions():
     assert np.isclose(hi - value, 2.776 * np.std(per_class, ddof=1) / np.sqrt(5), atol=1e-4)
 
 
+def test_judge_misses_names_what_the_judge_called_each_missed_image():
+    import torch
+    f = _fidelity()
+    units = torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    called = torch.tensor([0, 2, 2, 1, 0, 2, 2])
+    assert f.judge_misses(called, units, ["cat", "dog", "car"]) == {"cat": {"car": 2}, "dog": {"cat": 1}}
+    assert f.judge_misses(units, units, ["cat", "dog", "car"]) == {}
+
+
 def test_vs_lucent_exits_clearly_without_lucent():
     code = ("import sys, runpy; sys.modules['lucent'] = None; sys.argv = ['vs_lucent.py']; "
             "runpy.run_path('benchmarks/vs_lucent.py', run_name='__main__')")
