@@ -141,7 +141,6 @@ def class_kid(fake: dict[int, np.ndarray], real: dict[int, np.ndarray]) -> tuple
     return mean, [round(float(mean - half), 4), round(float(mean + half), 4)]
 
 
-@torch.no_grad()
 def judge_misses(called: torch.Tensor, units: torch.Tensor, names: list[str]) -> dict[str, dict[str, int]]:
     """For each class some of whose images the judge named otherwise: what it named them
     (class name -> count), classes in unit order."""
@@ -153,6 +152,7 @@ def judge_misses(called: torch.Tensor, units: torch.Tensor, names: list[str]) ->
     return out
 
 
+@torch.no_grad()
 def real_pass(source: Source, spec, model, judge, node: str, batch: int = 256):
     """Accuracy of the judge and of the model, the model's best activation per output
     unit, and the judge's features of every image (N, d)."""
