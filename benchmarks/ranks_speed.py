@@ -18,9 +18,9 @@ process, and OMP_NUM_THREADS=1 does not keep a 1-process run on one core: the re
 forks one worker process per core it may use for a site of 4,096 render jobs (one a file)
 or more (for every site before 2026-11-26 10:00 UTC, the quick demo's 1,755 jobs
 included), and a pass of 128+ images per worker starts DataLoader workers (before 16ceae2
-the maps' t-SNE also ran beside UMAP in a thread). On a 2-core machine the 2-process run is confined to the two cores it has anyway, so pinning
-changes only the 1-process run, which then measures one core; on a larger machine it also
-keeps the 2-process run on two cores. `--no-pin` gives the unconfined measure (the
+the maps' t-SNE also ran beside UMAP in a thread). On a 2-core machine the 2-process run is
+confined to the two cores it has anyway, so pinning changes only the 1-process run, which
+then measures one core; on a larger machine it also keeps the 2-process run on two cores. `--no-pin` gives the unconfined measure (the
 1-process run may borrow idle cores); notes/ranks.md has both figures.
 """
 from __future__ import annotations

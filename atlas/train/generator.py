@@ -172,10 +172,15 @@ class GeneratorTrainer:
         return (center_crop(x01, self.spec.input_size) - self.mean) / self.std
 
     @torch.no_grad()
+    def _comparator_features(self, x01: torch.Tensor) -> torch.Tensor:
+        """The comparator's features of real images: the targets of the feature loss."""
+        return self.comparator(self._normalize(x01))[self.cfg.comparator_node]
+
+    @torch.no_grad()
     def encode(self, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes (B, D) and comparator features of images (B, 3, out, out) in 0..1."""
         if self.own is not None:
-            return self.own(x01), self.comparator(self._normalize(x01))[self.cfg.comparator_node]
+            return self.own(x01), self._comparator_features(x01)
         out = self.encoder(self._normalize(x01))
         return out[self.cfg.code_node].flatten(1), out[self.cfg.comparator_node]
 
@@ -201,9 +206,7 @@ class GeneratorTrainer:
         if self.own is None:
             code, feat_real = self.encode(x01)
         else:  # the own encoder learns with G
-            with torch.no_grad():
-                feat_real = self.comparator(self._normalize(x01))[cfg.comparator_node]
-            code = self.own_step(x01)
+            feat_real, code = self._comparator_features(x01), self.own_step(x01)
         if self.feat_var is None:
             self.feat_var = self._mean(feat_real.var().clamp(min=1e-8))[0]
         for group in self.opt_g.param_groups:
